@@ -1,0 +1,220 @@
+"""Command line: ``python -m mmvae train ...`` and ``python -m mmvae evaluate CHECKPOINT``.
+
+Every error a user can cause (a bad option value, a missing file, malformed data, a corrupt
+checkpoint) prints one line ``mmvae: error: ...`` and exits with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .distributions import LATENT_FAMILIES, LIKELIHOODS
+from .fusion import FUSIONS
+from .networks import NETWORK_TYPES
+from .objectives import BOUNDS, ESTIMATORS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        self.exit(2, f"mmvae: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _scale(text: str) -> float | None:
+    if text == "learned":
+        return None
+    return _positive_float(text)
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mmvae", description="Multimodal VAEs (PoE, MoE, MoPoE) with ELBO, IWAE, DReG and STL.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint",
+                       description="Train a multimodal VAE on a built-in dataset or your own file and save a checkpoint.")
+    t.add_argument("--data", default="toy", help="built-in dataset name (see 'python -m mmvae datasets') or a path to "
+                   "a .npz (one array per modality, optional 'labels') or .las file (default: toy)")
+    t.add_argument("--data-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                   help="dataset option, repeatable (e.g. n_modalities=3, window=64)")
+    t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
+    t.add_argument("--fusion", choices=FUSIONS, default="poe", help="how unimodal posteriors are fused (default: poe)")
+    t.add_argument("--estimator", choices=ESTIMATORS, default="iwae",
+                   help="objective / gradient estimator: elbo, iwae (plain), dreg (doubly reparameterised), stl (default: iwae)")
+    t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help="importance samples per component (default: 1)")
+    t.add_argument("--bound", choices=BOUNDS, default="tight", help="stratified mixture bound for moe/mopoe (default: tight)")
+    t.add_argument("--latent-dim", type=_positive_int, default=2, help="latent dimension D (default: 2)")
+    t.add_argument("--latent", choices=LATENT_FAMILIES, default="gaussian",
+                   help="prior and posterior family; laplace works with --fusion moe (default: gaussian)")
+    t.add_argument("--network", choices=("auto",) + NETWORK_TYPES, default="auto",
+                   help="encoder/decoder family; auto: mlp for vectors and images, conv1d for sequences (default: auto)")
+    t.add_argument("--hidden", type=_int_list, default=None, help="hidden widths, e.g. 128,128 (mlp) or 128 (conv head)")
+    t.add_argument("--channels", type=_int_list, default=None, help="conv channels, e.g. 16,32 (conv1d / conv2d)")
+    t.add_argument("--likelihood", choices=LIKELIHOODS, default=None, help="override every modality's likelihood")
+    t.add_argument("--likelihood-scale", type=_scale, default=0.1,
+                   help="scale of Gaussian/Laplace likelihoods, a number or 'learned' (default: 0.1)")
+    t.add_argument("--weight", action="append", default=[], type=_key_value, metavar="MODALITY=W",
+                   help="likelihood weight of one modality, repeatable (default: 1 each)")
+    t.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training data (default: 20)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="minibatch size (default: 128)")
+    t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    t.add_argument("--eval-K", type=_positive_int, default=None, help="K of the recorded IWAE(K) curves (default: K)")
+    t.add_argument("--seed", type=int, default=0, help="seed for data, initial weights and sampling (default: 0)")
+    t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda (default: auto)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint",
+                       description="Evaluate a checkpoint: test-set ELBO and IWAE(K) for a list of K.")
+    e.add_argument("checkpoint", help="checkpoint path (.safetensors)")
+    e.add_argument("--K", type=_int_list, default=[1, 10, 100], help="comma-separated K values (default: 1,10,100)")
+    e.add_argument("--split", choices=("train", "val", "test"), default="test", help="data split (default: test)")
+    e.add_argument("--fusion", choices=FUSIONS, default=None, help="evaluate with another fusion rule (default: the model's)")
+    e.add_argument("--data", default=None, help="evaluate on other data with the same modalities (default: the checkpoint's dataset)")
+    e.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    e.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+
+    sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in datasets.")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .data import load_dataset
+    from .model import build_model, config_for_specs
+    from .training import fit
+
+    options = dict(args.data_option)
+    bundle = load_dataset(args.data, seed=args.seed, **options)
+    specs = bundle.specs
+    if args.likelihood:
+        from dataclasses import replace
+
+        specs = {k: replace(s, likelihood=args.likelihood) for k, s in specs.items()}
+    network = None
+    if args.network != "auto" or args.hidden or args.channels:
+        kind = args.network if args.network != "auto" else "mlp"
+        network = {"type": kind}
+        if kind == "mlp":
+            network["hidden"] = args.hidden or [128, 128]
+        else:
+            network["channels"] = args.channels or [16, 32]
+            network["hidden"] = (args.hidden or [128])[0]
+    config = config_for_specs(specs, args.latent_dim, args.latent, args.fusion, network, args.likelihood_scale)
+    weights = dict(args.weight)
+    unknown = set(weights) - {m.name for m in config.modalities}
+    if unknown:
+        raise ValueError(f"--weight names unknown modalities {sorted(unknown)}; this dataset has {bundle.modality_names}")
+    for m in config.modalities:
+        if m.name in weights:
+            m.weight = float(weights[m.name])
+    model = build_model(config, seed=args.seed)
+    print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
+          f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
+    history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
+                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                  eval_K=args.eval_K, progress=not args.quiet)
+    data_info = {"name": args.data, "options": options, "seed": args.seed,
+                 "specs": {k: s.to_dict() for k, s in specs.items()}}
+    train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
+    save_checkpoint(args.out, model.to(torch.device("cpu")), data_info, train_info, history.to_dict())
+    last = history.records[-1] if history.records else {}
+    if history.stopped:
+        print(f"mmvae: warning: {history.stopped}", file=sys.stderr)
+    summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("val_elbo", "val_iwae") if k in last)
+    print(f"saved {args.out}" + (f" ({summary})" if summary else ""))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .evaluation import evaluate_checkpoint
+
+    from .training import resolve_device
+
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
+    torch.manual_seed(args.seed)
+    report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.checkpoint}: {report['model']['fusion']} model on {report['data']['name']} "
+              f"({report['data']['split']} split, {report['data']['n']} samples), evaluated with {report['fusion']} fusion")
+        print(f"{'K':>6} {'ELBO':>12} {'IWAE(K)':>12}")
+        for row in report["bounds"]:
+            print(f"{row['K']:>6} {row['elbo']:>12.4f} {row['iwae']:>12.4f}")
+    return 0
+
+
+def _datasets(_: argparse.Namespace) -> int:
+    from .data import DATASETS
+
+    for name, info in DATASETS.items():
+        print(f"{name:16s} {info.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _train, "evaluate": _evaluate, "datasets": _datasets}[args.command](args)
+    except (ValueError, DataError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        print(f"mmvae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmvae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Latent families (prior and posteriors) and per-modality likelihoods, on ``torch.distributions``.
+
+Latent families: ``gaussian`` (MVAE, MoPoE) and ``laplace`` (MMVAE, Shi et al. 2019, sec. 3).
+Both are parameterised by a location and a log-scale (standard deviation for the Gaussian, the
+Laplace scale b for the Laplace). The prior is the standard member of the family:
+N(0, I) or Laplace(0, 1) (MMVAE's default prior, scale 1).
+
+Likelihoods (the decoder returns their location parameter):
+
+* ``gaussian``: N(x; mu, sigma^2), sigma fixed (``scale=0.1``) or one learned scalar per modality;
+* ``laplace``: Laplace(x; mu, b), b fixed or learned;
+* ``bernoulli``: the decoder returns logits; ``log p = -BCE(logits, x)``. Accepts grey levels in
+  [0, 1] (as MVAE and MMVAE do on MNIST); for non-binary x this is *not* a normalised density,
+  so log p(x) figures are comparable between models but are not true log-likelihoods;
+* ``continuous_bernoulli``: the normalised density on [0, 1] (Loaiza-Ganem & Cunningham 2019),
+  a true log-likelihood for grey levels.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution, Laplace, Normal
+
+LATENT_FAMILIES = ("gaussian", "laplace")
+LIKELIHOODS = ("gaussian", "laplace", "bernoulli", "continuous_bernoulli")
+
+# log-scales are clamped to this range before exponentiating: exp(+-30) is finite in float32
+# and far beyond any useful latent scale, so sampling never produces inf or 0.
+LOG_SCALE_MIN, LOG_SCALE_MAX = -30.0, 30.0
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def latent_distribution(family: str, loc: Tensor, log_scale: Tensor) -> Distribution:
+    """Factorised latent distribution (per-dimension; callers sum ``log_prob`` over the last axis)."""
+    scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+    if family == "gaussian":
+        return Normal(loc, scale, validate_args=False)
+    if family == "laplace":
+        return Laplace(loc, scale, validate_args=False)
+    raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
+
+
+def standard_prior(family: str, latent_dim: int, device=None, dtype=torch.float32) -> Distribution:
+    """N(0, I) or Laplace(0, 1) over ``latent_dim`` dimensions."""
+    zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
+    return latent_distribution(family, zeros, zeros)
+
+
+class Likelihood(nn.Module):
+    """p(x_m | z) for one modality: turns decoder outputs into log-densities and means.
+
+    ``scale`` is the fixed scale of a Gaussian / Laplace likelihood, or ``None`` to learn one
+    scalar per modality (initialised at 1, kept above ``min_scale``). ``weight`` multiplies the
+    log-likelihood in the objectives (MVAE's lambda_i, MMVAE's llik_scaling).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        event_dims: int,
+        scale: float | None = 0.1,
+        weight: float = 1.0,
+        min_scale: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.kind = check_choice(kind, LIKELIHOODS, "likelihood")
+        self.event_dims = int(event_dims)
+        if not (weight > 0 and math.isfinite(weight)):
+            raise ValueError(f"likelihood weight must be a positive number, got {weight}")
+        self.weight = float(weight)
+        self.min_scale = float(min_scale)
+        self.learned_scale = kind in ("gaussian", "laplace") and scale is None
+        if self.learned_scale:
+            self.log_scale = nn.Parameter(torch.zeros(()))
+        else:
+            if kind in ("gaussian", "laplace") and not (scale is not None and scale > 0):
+                raise ValueError(f"likelihood scale must be positive or None (learned), got {scale}")
+            self.register_buffer("log_scale", torch.tensor(math.log(scale) if scale else 0.0), persistent=False)
+
+    def scale(self) -> Tensor:
+        return self.log_scale.exp().clamp_min(self.min_scale) if self.learned_scale else self.log_scale.exp()
+
+    def distribution(self, params: Tensor) -> Distribution:
+        if self.kind == "gaussian":
+            return Normal(params, self.scale(), validate_args=False)
+        if self.kind == "laplace":
+            return Laplace(params, self.scale(), validate_args=False)
+        if self.kind == "bernoulli":
+            return Bernoulli(logits=params, validate_args=False)
+        return ContinuousBernoulli(logits=params, validate_args=False)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """Unweighted log p(x | z), summed over the event dimensions."""
+        lp = self.distribution(params).log_prob(x)
+        return lp.flatten(start_dim=lp.dim() - self.event_dims).sum(-1) if self.event_dims else lp
+
+    def mean(self, params: Tensor) -> Tensor:
+        """E[x | z] (sigmoid of the logits for ``bernoulli``)."""
+        if self.kind in ("gaussian", "laplace"):
+            return params
+        if self.kind == "bernoulli":
+            return torch.sigmoid(params)
+        return self.distribution(params).mean
+
+    def sample(self, params: Tensor) -> Tensor:
+        return self.distribution(params).sample()

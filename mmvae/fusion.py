@@ -1,0 +1,182 @@
+"""Fusion of unimodal experts into a joint posterior: PoE, MoE and MoPoE.
+
+Every fused posterior is held as a set of *components*, one per subset S of the present
+modalities, each a factorised Gaussian (or Laplace) with parameters ``(C, B, D)``:
+
+* ``poe`` (Wu & Goodman 2018, eq. 4): one component, q(z | x_S) ∝ p(z) prod_{m in S} q~(z | x_m).
+  For Gaussians the product is Gaussian with precision T = T_0 + sum_m T_m and mean
+  sum_m T_m mu_m / T (prior included). Computed in log-precision space with logsumexp and softmax
+  weights, so tiny and huge variances neither overflow nor lose precision.
+* ``moe`` (Shi et al. 2019, eq. 2): the uniform mixture (1/|S|) sum_{m in S} q(z | x_m).
+* ``mopoe`` (Sutter et al. 2021, eq. 6): the uniform mixture over the PoEs of all 2^|S| - 1
+  non-empty subsets of S.
+
+With Gaussian latents the unimodal posterior q(z | x_m) is the PoE of the prior and expert m, so
+``mopoe`` restricted to the full set is ``poe`` and restricted to the singletons is ``moe``.
+With Laplace latents there is no closed-form product: ``poe`` and ``mopoe`` raise a
+:class:`FusionError`, and ``moe`` uses each expert as the unimodal posterior (as MMVAE does).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .distributions import latent_distribution
+
+FUSIONS = ("poe", "moe", "mopoe")
+
+
+class FusionError(ValueError):
+    """An impossible fusion request (unknown rule, PoE of Laplace experts, no modality)."""
+
+
+def subsets_for(fusion: str, n: int, training: bool = False) -> list[tuple[int, ...]]:
+    """The subsets (tuples of modality positions) whose posteriors are the components.
+
+    ``training=True`` with ``poe`` gives MVAE's sub-sampled training terms (Wu & Goodman 2018,
+    sec. 3.2): the full set and every singleton (no extra random subsets, J = 0).
+    """
+    if n < 1:
+        raise FusionError("no modality given: a posterior needs at least one")
+    full = tuple(range(n))
+    if fusion == "poe":
+        return [full] + ([(m,) for m in range(n)] if training and n > 1 else [])
+    if fusion == "moe":
+        return [(m,) for m in range(n)]
+    if fusion == "mopoe":
+        return [s for r in range(1, n + 1) for s in itertools.combinations(range(n), r)]
+    raise FusionError(f"unknown fusion rule {fusion!r}; choose one of: {', '.join(FUSIONS)}")
+
+
+def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Gaussian PoE of the standard-normal prior and the experts selected by ``mask``.
+
+    ``loc``, ``log_scale``: (M, B, D) expert parameters; ``mask``: (C, M) bool. Returns the
+    (C, B, D) location and log-scale. The prior N(0, I) is always an expert (log-precision 0).
+    """
+    M, B, D = loc.shape
+    log_prec = -2.0 * log_scale  # (M, B, D)
+    prior = torch.zeros(1, B, D, dtype=loc.dtype, device=loc.device)
+    log_prec = torch.cat([log_prec, prior], 0)  # (M+1, B, D)
+    locs = torch.cat([loc, prior], 0)
+    full_mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)], 1)
+    masked = log_prec.unsqueeze(0).masked_fill(~full_mask[:, :, None, None], float("-inf"))  # (C, M+1, B, D)
+    log_prec_total = torch.logsumexp(masked, dim=1)
+    weights = torch.softmax(masked, dim=1)
+    fused_loc = (weights * locs.unsqueeze(0)).sum(1)
+    return fused_loc, -0.5 * log_prec_total
+
+
+@dataclass
+class Posterior:
+    """A fused posterior over one batch: C components, each a factorised distribution.
+
+    ``mixture=True``: the posterior is the uniform mixture of the components (MoE, MoPoE; PoE is a
+    mixture of one). ``mixture=False``: the components are separate posteriors, each one term of
+    MVAE's sub-sampled objective. ``subsets[c]`` lists the modality names fused in component c.
+    """
+
+    family: str
+    loc: Tensor  # (C, B, D)
+    log_scale: Tensor  # (C, B, D)
+    subsets: list[tuple[str, ...]]
+    mixture: bool = True
+
+    @property
+    def n_components(self) -> int:
+        return self.loc.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.loc.shape[1]
+
+    def _params(self, detach: bool) -> tuple[Tensor, Tensor]:
+        return (self.loc.detach(), self.log_scale.detach()) if detach else (self.loc, self.log_scale)
+
+    def components(self, detach: bool = False):
+        """The components as one batched ``torch.distributions`` object of shape (C, B, D)."""
+        return latent_distribution(self.family, *self._params(detach))
+
+    def rsample(self, K: int) -> Tensor:
+        """K reparameterised samples from every component (stratified): (C, K, B, D)."""
+        return self.components().rsample((K,)).transpose(0, 1)
+
+    def component_log_prob(self, z: Tensor, detach_params: bool = False) -> Tensor:
+        """log q_c'(z) for every component c' at samples ``z`` of shape (C, K, B, D) -> (C', C, K, B)."""
+        loc, log_scale = self._params(detach_params)
+        dist = latent_distribution(self.family, loc[:, None, None], log_scale[:, None, None])
+        return dist.log_prob(z.unsqueeze(0)).sum(-1)
+
+    def own_log_prob(self, z: Tensor, detach_params: bool = False) -> Tensor:
+        """log q_c(z_c) of each component at its own samples: (C, K, B, D) -> (C, K, B)."""
+        loc, log_scale = self._params(detach_params)
+        return latent_distribution(self.family, loc[:, None], log_scale[:, None]).log_prob(z).sum(-1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Density of the (mixture) posterior at z of shape (..., B, D) -> (...), via logsumexp."""
+        shape = (self.n_components,) + (1,) * (z.dim() - 2) + tuple(self.loc.shape[1:])
+        dist = latent_distribution(self.family, self.loc.view(shape), self.log_scale.view(shape))
+        return torch.logsumexp(dist.log_prob(z.unsqueeze(0)).sum(-1), 0) - math.log(self.n_components)
+
+    @property
+    def mean(self) -> Tensor:
+        """Mean of the mixture: the average of the component means, (B, D)."""
+        return self.loc.mean(0)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n ancestral samples of the mixture (each draws its own component): (n, B, D)."""
+        C, B, D = self.loc.shape
+        comp = torch.randint(C, (n, B, 1), device=self.loc.device, generator=generator).expand(n, B, D)
+        loc = torch.gather(self.loc.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
+        log_scale = torch.gather(self.log_scale.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
+        noise_dist = latent_distribution(self.family, torch.zeros_like(loc), torch.zeros_like(loc))
+        eps = noise_dist.sample() if generator is None else _sample_with(noise_dist, self.family, loc.shape, generator)
+        return loc + log_scale.clamp(-30, 30).exp() * eps
+
+
+def _sample_with(dist, family: str, shape, generator: torch.Generator) -> Tensor:
+    """Standard noise drawn from an explicit generator (torch.distributions has no generator argument)."""
+    device = dist.loc.device
+    if family == "gaussian":
+        return torch.randn(shape, generator=generator, device=device)
+    u = torch.rand(shape, generator=generator, device=device).clamp(1e-7, 1 - 1e-7) - 0.5
+    return -torch.sign(u) * torch.log1p(-2 * u.abs())
+
+
+def fuse(
+    family: str,
+    names: list[str],
+    loc: Tensor,
+    log_scale: Tensor,
+    fusion: str,
+    training: bool = False,
+    subsets: list[tuple[int, ...]] | None = None,
+) -> Posterior:
+    """Fuse experts ``loc``/``log_scale`` (M, B, D) of modalities ``names`` with ``fusion``.
+
+    ``subsets`` (positions into ``names``) overrides the rule's own components: a mixture over
+    the PoEs of exactly those subsets (``mopoe`` over the full set alone is ``poe``).
+    """
+    M = len(names)
+    if subsets is None:
+        subsets = subsets_for(fusion, M, training)
+    elif not subsets or any(len(s) == 0 or max(s) >= M for s in subsets):
+        raise FusionError(f"invalid subsets {subsets} for {M} modalities")
+    mixture = not (fusion == "poe" and training)
+    named = [tuple(names[i] for i in s) for s in subsets]
+    if family == "laplace":
+        if any(len(s) > 1 for s in subsets):
+            raise FusionError(
+                f"fusion {fusion!r} multiplies experts, and a product of Laplace experts has no closed form; "
+                "use fusion='moe' with Laplace latents, or latent='gaussian'")
+        index = torch.tensor([s[0] for s in subsets], device=loc.device)
+        return Posterior(family, loc[index], log_scale[index], named, mixture)
+    mask = torch.zeros(len(subsets), M, dtype=torch.bool, device=loc.device)
+    for c, s in enumerate(subsets):
+        mask[c, list(s)] = True
+    f_loc, f_log_scale = product_of_experts(loc, log_scale, mask)
+    return Posterior(family, f_loc, f_log_scale, named, mixture)
