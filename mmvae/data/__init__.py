@@ -1,4 +1,23 @@
-"""Data: containers, the bring-your-own contracts and the built-in datasets."""
-from .dataset import DataError, DatasetBundle, ModalitySpec, MultimodalData, load_npz, split_indices
+"""Data: containers, the bring-your-own contracts and the built-in datasets.
 
-__all__ = ["DataError", "DatasetBundle", "ModalitySpec", "MultimodalData", "load_npz", "split_indices"]
+``load_dataset(name_or_path, seed=0, **options)`` loads a built-in dataset (see ``DATASETS``) or a
+``.npz`` / ``.las`` file.
+"""
+from .dataset import DataError, DatasetBundle, ModalitySpec, MultimodalData, load_npz, split_indices
+from .las import load_las, read_las
+from .registry import DATASETS, DatasetInfo, dataset_names, load_dataset
+
+__all__ = [
+    "DataError",
+    "DatasetBundle",
+    "ModalitySpec",
+    "MultimodalData",
+    "load_npz",
+    "split_indices",
+    "load_las",
+    "read_las",
+    "DATASETS",
+    "DatasetInfo",
+    "dataset_names",
+    "load_dataset",
+]

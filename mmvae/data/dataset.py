@@ -8,6 +8,7 @@ units, normalisation). Batches are tensor slices: there is no per-sample Python 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -199,6 +200,8 @@ def load_npz(
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
+    if os.path.isdir(path) or not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz file (not a zip archive; save it with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

@@ -26,8 +26,8 @@ FACIES = ["shale", "brine sand", "gas sand", "carbonate"]
 DZ = 0.003  # km per sample
 
 # facies transition probabilities when a new layer starts (rows: current facies)
-_FACIES_PROBS = np.array([0.50, 0.30, 0.08, 0.12])
-_MEAN_THICKNESS = {0: 10.0, 1: 7.0, 2: 5.0, 3: 6.0}  # samples
+_FACIES_PROBS = np.array([0.34, 0.30, 0.18, 0.18])
+_MEAN_THICKNESS = {0: 12.0, 1: 10.0, 2: 9.0, 3: 9.0}  # samples
 
 
 def _vp_trend(facies: int, z_km: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ or kg/m3). Vp = 304.8 / DT (us/ft) km/s, AI = Vp * RHOB and SI = Vs * RHOB in km
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Mapping, Sequence
 
@@ -47,11 +48,11 @@ _DENSITY = ("RHOB", "RHOZ", "DEN", "DENS", "RHO")
 
 
 @lru_cache(maxsize=8)
-def _read_las_cached(path: str, mtime: float, size: int):
+def _read_las_cached(path: str, mtime: float, size: int, wrapped: bool):
     import lasio
 
     try:
-        las = lasio.read(path, ignore_header_errors=False)
+        las = lasio.read(path, engine="normal" if wrapped else "numpy")
     except Exception as e:  # lasio raises many kinds of errors on garbage
         raise DataError(f"{path}: not a readable LAS file ({type(e).__name__}: {e})") from None
     curves = list(las.curves)
@@ -89,7 +90,8 @@ def read_las(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]
         head = f.read(4096)
     if b"\x00" in head or b"~" not in head:
         raise DataError(f"{path}: not a LAS file (no '~' section header such as ~Version near the start)")
-    return _read_las_cached(os.path.abspath(path), st.st_mtime, st.st_size)
+    wrapped = re.search(rb"^\s*WRAP\s*\.\s*YES", head, re.MULTILINE | re.IGNORECASE) is not None
+    return _read_las_cached(os.path.abspath(path), st.st_mtime, st.st_size, wrapped)
 
 
 def _norm_unit(u: str) -> str:
@@ -202,7 +204,13 @@ def window_bundle(
     mean and standard deviation of the training windows (shift/scale in its spec).
     """
     where = source or name
-    window, stride, n_blocks = int(window), int(stride), int(n_blocks)
+    try:
+        window, stride, n_blocks = int(window), int(stride), int(n_blocks)
+        gr_cutoff = None if gr_cutoff is None else float(gr_cutoff)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: window, stride and n_blocks must be integers and gr_cutoff a number "
+                        f"(got window={window!r}, stride={stride!r}, n_blocks={n_blocks!r}, "
+                        f"gr_cutoff={gr_cutoff!r})") from None
     if window < 2 or stride < 1:
         raise DataError(f"{where}: window must be >= 2 and stride >= 1 (got window={window}, stride={stride})")
     valid = np.ones(depth.shape[0], dtype=bool)
@@ -313,12 +321,7 @@ def load_las(
         logs[str(mod)] = (data[key], units.get(key, ""), f"curve {key} of {os.path.basename(path)}")
     if len(logs) < 2:
         raise DataError(f"{path}: a multimodal dataset needs at least 2 modalities, got {list(logs)}")
-    gr = None
-    if label_curve is not None and label_curve.upper() in data and label_curve.upper() not in [
-            str(m).upper() for m in curves.values()]:
-        gr = data[label_curve.upper()]
-    elif label_curve is not None and label_curve.upper() in data:
-        gr = data[label_curve.upper()]
+    gr = data.get(label_curve.upper()) if label_curve else None
     bundle = window_bundle(
         os.path.basename(path), depth, logs, window=window, stride=stride, seed=seed, n_blocks=n_blocks,
         gr=gr, gr_cutoff=gr_cutoff, source=path,
