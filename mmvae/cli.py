@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=_int_list, default=None, help="hidden widths, e.g. 128,128 (mlp) or 128 (conv head)")
     t.add_argument("--channels", type=_int_list, default=None, help="conv channels, e.g. 16,32 (conv1d / conv2d)")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default=None, help="override every modality's likelihood")
-    t.add_argument("--likelihood-scale", type=_scale, default=0.1,
-                   help="scale of Gaussian/Laplace likelihoods, a number or 'learned' (default: 0.1)")
+    t.add_argument("--likelihood-scale", type=_scale, default=None,
+                   help="scale of Gaussian/Laplace likelihoods, a number or 'learned' (default: learned)")
     t.add_argument("--weight", action="append", default=[], type=_key_value, metavar="MODALITY=W",
                    help="likelihood weight of one modality, repeatable (default: 1 each)")
     t.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training data (default: 20)")

@@ -245,9 +245,11 @@ def config_for_specs(
     latent: str = "gaussian",
     fusion: str = "poe",
     network: dict | None = None,
-    likelihood_scale: float | None = 0.1,
+    likelihood_scale: float | None = None,
 ) -> ModelConfig:
-    """A ModelConfig for dataset modality specs (objects with name, shape, likelihood, kind)."""
+    """A ModelConfig for dataset modality specs (objects with name, shape, likelihood, kind).
+
+    ``likelihood_scale=None`` learns the scale of Gaussian / Laplace likelihoods."""
     mods = []
     for spec in specs.values():
         mods.append(ModalityConfig(

@@ -151,7 +151,7 @@ class Trainer:
         out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False)
         loss = out.loss
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {float(loss)}")
+            raise FloatingPointError(f"the loss became {float(loss.detach())}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
