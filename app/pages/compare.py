@@ -1,0 +1,110 @@
+"""Compare fusion rules: same data and seed, PoE vs MoE vs MoPoE side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import backend, figures, state, widgets
+from app.state import FUSION_NAMES, FUSIONS
+
+ss = st.session_state
+st.title("Compare fusion rules")
+st.markdown("The same data and seed, fused three ways. **PoE** multiplies the modalities' posteriors (sharp, "
+            "but one bad modality can dominate), **MoE** averages them (robust, but blurry), **MoPoE** mixes the "
+            "products of every subset. Switch between them with the toggle: the pictures are cached.")
+widgets.lesson_note()
+s = widgets.setup_controls(show_training=False, skip=("fusion",))
+store: dict = ss.setdefault("compare_models", {})
+
+
+def model_for(fusion: str) -> dict | None:
+    """A shipped checkpoint when one matches (seed 0), else a model trained in this session."""
+    name = f"{s['dataset']}-{fusion}"
+    if s["seed"] == 0 and name in state.shipped_names():
+        return state.shipped_entry(name)
+    return store.get((s["dataset"], s["seed"], fusion, s["estimator"], s["K"], s["latent_dim"], s["epochs"]))
+
+
+available = {f: model_for(f) for f in FUSIONS}
+missing = [f for f, e in available.items() if e is None]
+if missing:
+    epochs = min(int(s["epochs"]), 30)
+    st.info(f"No cached {', '.join(f.upper() for f in missing)} model for {s['dataset']} (seed {s['seed']}). "
+            f"Train them here ({epochs} epochs each, a few seconds per model on the toy data).",
+            icon=":material/info:")
+    if st.button(f"Train {len(missing)} model(s)", icon=":material/play_arrow:", key="cmp_train"):
+        bar = st.progress(0.0, text="training...")
+        for i, f in enumerate(missing):
+            trainer, entry = state.build_trainer({**s, "epochs": epochs}, fusion=f)
+            for e in range(epochs):
+                if trainer.run_epoch() is None:
+                    break
+                bar.progress((i + (e + 1) / epochs) / len(missing), text=f"training {f.upper()}: epoch {e + 1}")
+            store[(s["dataset"], s["seed"], f, s["estimator"], s["K"], s["latent_dim"], s["epochs"])] = entry
+        st.rerun()
+ready = [f for f in FUSIONS if available[f] is not None]
+if not ready:
+    st.stop()
+
+ss.setdefault("cmp_fusion", s["fusion"] if s["fusion"] in ready else ready[0])
+if ss["cmp_fusion"] not in ready:
+    ss["cmp_fusion"] = ready[0]
+fusion = st.segmented_control("Fusion rule", ready, format_func=FUSION_NAMES.get, key="cmp_fusion", required=True)
+fusion = fusion or ready[0]
+entry = available[fusion]
+widgets.model_banner(entry)
+bundle = state.bundle_of(entry)
+test = bundle.test
+model = entry["model"]
+
+left, right = st.columns(2)
+with left:
+    df = widgets.safe(lambda: state.memo("embedding", entry, ("auto",),
+                                         lambda: backend.latent_embedding(model, test, "auto")))
+    if df is not None:
+        fig, d = figures.embedding(df, "label", bundle.label_names, title=f"Latent space ({fusion.upper()})")
+        widgets.chart(fig, d, key=f"cmp-embedding-{fusion}",
+                      caption="Each dot is a test point's posterior mean, from all modalities and from each one alone.")
+with right:
+    def all_bounds() -> pd.DataFrame:
+        rows = []
+        for f in ready:
+            e = available[f]
+            r = state.memo("bounds", e, (10,), lambda e=e: backend.evaluate(e["model"], state.bundle_of(e).test, 10))
+            rows += [{"fusion": f.upper(), "bound": "ELBO", "value": r["elbo"]},
+                     {"fusion": f.upper(), "bound": "IWAE(10)", "value": r["iwae"]}]
+        return pd.DataFrame(rows)
+
+    bdf = widgets.safe(all_bounds)
+    if bdf is not None:
+        fig, d = figures.bounds_bar(bdf)
+        widgets.chart(fig, d, key="cmp-bounds",
+                      caption="Each model evaluated with its own fusion rule on the same test points.")
+
+first = model.names[0]
+others = [m for m in model.names if m != first]
+idx = list(range(min(8, test.n)))
+gen = widgets.safe(lambda: state.memo("generate", entry, (first, tuple(idx)),
+                                      lambda: backend.generate(model, test, [first], idx)))
+spec0 = bundle.specs[first]
+if gen is not None:
+    st.markdown(f"##### Cross-modal generation: given `{first}`, generate {', '.join(f'`{o}`' for o in others)}")
+    if spec0.kind == "image":
+        names = bundle.label_names or []
+        labels = [f"#{i} ({names[int(test.labels[i])]})" if test.labels is not None and names else f"#{i}" for i in idx]
+        panels = [(f"given {first}", test.modalities[first][idx].numpy())]
+        for o in others:
+            panels += [(f"true {o}", test.modalities[o][idx].numpy()), (f"model {o}", gen[o])]
+        fig, d = figures.image_grid(panels, labels, f"Given {first} ({fusion.upper()})")
+        widgets.chart(fig, d, key=f"cmp-gen-{fusion}")
+    else:
+        i = idx[0]
+        curves = [{"modality": o, "what": w, "values": v} for o in others
+                  for w, v in (("truth", test.modalities[o][i].numpy().ravel()), ("model", gen[o][0].ravel()))]
+        fig, d = figures.vectors(curves, f"Test point #{i}: given {first} ({fusion.upper()})")
+        widgets.chart(fig, d, key=f"cmp-gen-{fusion}")
+coh = widgets.safe(lambda: state.memo("coherence", entry, (first,),
+                                      lambda: backend.coherence(model, test, [first], train=bundle.train)))
+if coh is not None:
+    st.metric(f"Coherence of generations from {first}", f"{coh:.2f}",
+              help="Share of generated samples a classifier assigns to the same class as the input.")

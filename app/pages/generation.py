@@ -1,0 +1,83 @@
+"""Cross-modal generation: condition on some modalities and generate the others."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app import backend, figures, state, widgets
+
+ss = st.session_state
+st.title("Cross-modal generation")
+st.markdown("Give the model some modalities, it infers the shared latent z and decodes the others. Compare the "
+            "generations with the truth: a **coherent** model keeps what the modalities share (the digit class, "
+            "the rock layers) even when it cannot know the details.")
+widgets.lesson_note()
+entry = widgets.model_picker(key="generation-picker")
+model = entry["model"]
+bundle = state.bundle_of(entry)
+test = bundle.test
+names = model.names
+c = st.columns([2, 2, 1])
+key = f"gen_given_{'-'.join(names)}"
+ss.setdefault(key, [names[0]])
+given = c[0].multiselect("Condition on", names, key=key, help="One modality or a subset.") or [names[0]]
+targets = [m for m in names if m not in given] or list(names)
+kind = bundle.specs[names[0]].kind
+if kind == "image":
+    start = c[1].slider("First test point", 0, max(0, test.n - 8), 0, key="gen_start")
+    idx = list(range(start, min(start + 8, test.n)))
+else:
+    start = c[1].slider("Test point", 0, test.n - 1, 0, key="gen_start")
+    idx = [start]
+c[2].caption("Generating: " + ", ".join(f"`{t}`" for t in targets))
+gen = widgets.safe(lambda: state.memo("generate", entry, (tuple(given), tuple(idx)),
+                                      lambda: backend.generate(model, test, given, idx)))
+if gen is not None:
+    if kind == "image":
+        lab = bundle.label_names or []
+        labels = [f"#{i} ({lab[int(test.labels[i])]})" if test.labels is not None and lab else f"#{i}" for i in idx]
+        panels = [(f"given {g}", test.modalities[g][idx].numpy()) for g in given]
+        for t in targets:
+            panels += [(f"true {t}", test.modalities[t][idx].numpy()), (f"model {t}", gen[t])]
+        fig, d = figures.image_grid(panels, labels, f"Given {' + '.join(given)}")
+        widgets.chart(fig, d, key="generation-images")
+    elif kind == "sequence":
+        i = idx[0]
+        depth_all = bundle.extras.get("depth", {})
+        depth = np.asarray(depth_all["test"][i]) if "test" in depth_all else np.arange(bundle.specs[names[0]].shape[-1])
+        depth_unit = bundle.extras.get("depth_unit", "sample")
+        unit = bundle.specs[targets[0]].unit
+        curves = []
+        for g in given:
+            curves.append({"modality": g, "what": "given",
+                           "values": np.asarray(bundle.specs[g].to_physical(test.modalities[g][i].numpy())).ravel()})
+        for t in targets:
+            spec = bundle.specs[t]
+            curves.append({"modality": t, "what": "truth",
+                           "values": np.asarray(spec.to_physical(test.modalities[t][i].numpy())).ravel()})
+            curves.append({"modality": t, "what": "model", "values": np.asarray(spec.to_physical(gen[t][0])).ravel()})
+        baseline_note = None
+        if bundle.name in ("impedance", "wells") and "AI" in given and "SI" in targets:
+            ai = np.asarray(bundle.specs["AI"].to_physical(test.modalities["AI"][i].numpy())).ravel()
+            try:
+                curves.append({"modality": "SI", "what": "baseline", "values": backend.rock_physics_baseline(ai)})
+            except backend.Unavailable as e:
+                baseline_note = e
+        label = ""
+        if test.labels is not None and bundle.label_names:
+            label = f" (mostly {bundle.label_names[int(test.labels[i])]})"
+        fig, d = figures.depth_logs(depth, curves, unit, depth_unit, f"Test log #{i}{label}: given {' + '.join(given)}")
+        widgets.chart(fig, d, key="generation-logs")
+        if baseline_note is not None:
+            widgets.unavailable(baseline_note)
+    else:
+        i = idx[0]
+        panels = [{"modality": t, "what": w, "values": v} for t in targets
+                  for w, v in (("truth", test.modalities[t][i].numpy().ravel()), ("model", gen[t][0].ravel()))]
+        fig, d = figures.vectors(panels, f"Test point #{i}: given {' + '.join(given)}")
+        widgets.chart(fig, d, key="generation-vectors")
+coh = widgets.safe(lambda: state.memo("coherence", entry, tuple(given),
+                                      lambda: backend.coherence(model, test, given, train=bundle.train)))
+if coh is not None:
+    st.metric(f"Coherence given {' + '.join(given)}", f"{coh:.2f}",
+              help="How often the generated modalities keep the class of the input (1 = always).")

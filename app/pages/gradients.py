@@ -1,0 +1,27 @@
+"""Gradient noise: SNR of encoder and decoder gradients vs K for IWAE, DReG, STL."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import backend, figures, state, widgets
+
+st.title("Gradient noise")
+st.markdown("A gradient estimate is useful when its signal (mean) is large compared with its noise (standard "
+            "deviation). **What to notice:** with plain IWAE the *encoder's* signal-to-noise ratio falls as K "
+            "grows, while DReG (and partly STL) keeps it rising; the decoder's SNR rises with K for all of them.")
+widgets.lesson_note()
+entry = widgets.model_picker(key="gradients-picker")
+model = entry["model"]
+bundle = state.bundle_of(entry)
+c = st.columns(3)
+Ks = c[0].multiselect("K values", [1, 3, 10, 30, 100], default=[1, 3, 10, 30], key="grad_Ks")
+estimators = c[1].multiselect("Estimators", ["iwae", "dreg", "stl"], default=["iwae", "dreg", "stl"], key="grad_est")
+batch_n = c[2].slider("Data points in the batch", 8, 128, 32, step=8, key="grad_n")
+Ks = sorted(int(k) for k in Ks) or [1]
+batch = {k: v[:batch_n].to(model.device) for k, v in bundle.train.modalities.items()}
+df = widgets.safe(lambda: state.memo("snr", entry, (tuple(Ks), tuple(estimators), batch_n),
+                                     lambda: backend.gradient_snr(model, batch, Ks, estimators)))
+if df is not None and not df.empty:
+    built = widgets.safe(figures.gradient_snr, df)
+    if built is not None:
+        widgets.chart(*built, key="gradients-snr")

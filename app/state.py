@@ -1,0 +1,265 @@
+"""Session state: the setup (dataset, fusion, estimator, K, ...), the active model, shipped
+checkpoints, per-session caches and the shareable URL (``st.query_params``).
+
+Shipped checkpoints and datasets are read-only and cached globally (``st.cache_resource``).
+Every model a user trains lives in ``st.session_state`` only, so users of one workshop server
+never share or overwrite each other's models.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import OrderedDict
+from typing import Any, Callable
+
+import streamlit as st
+
+import mmvae
+from mmvae.data import DATASETS, load_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINTS = os.path.join(ROOT, "checkpoints")
+
+FUSIONS = ("poe", "moe", "mopoe")
+FUSION_NAMES = {"poe": "PoE (product)", "moe": "MoE (mixture)", "mopoe": "MoPoE (mixture of products)"}
+ESTIMATORS = tuple(mmvae.ESTIMATORS)
+ESTIMATOR_NAMES = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG (IWAE, low-noise gradients)",
+                   "stl": "STL (sticking the landing)"}
+TRAIN_DATASETS = ("toy", "digits-halves", "digits-poly", "impedance", "wells")
+
+# Caps for a shared workshop server.
+MAX_K = 100
+MAX_EPOCHS = 200
+MAX_LATENT = 10
+MAX_SEED = 10_000
+
+DEFAULT_SETUP = {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0,
+                 "latent_dim": 2, "epochs": 20, "lesson": ""}
+DEFAULT_PRESET = "toy-poe"
+QUERY_KEYS = ("dataset", "fusion", "estimator", "K", "seed", "lesson")
+
+
+# --------------------------------------------------------------------------- setup + URL
+def _clamp_int(name: str, value: Any, lo: int, hi: int, notes: list[str]) -> int | None:
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        notes.append(f"{name}={value!r} in the link is not a whole number; using the default.")
+        return None
+    if v < lo or v > hi:
+        notes.append(f"{name}={v} is outside {lo}..{hi} on this shared server; using {min(max(v, lo), hi)}.")
+        v = min(max(v, lo), hi)
+    return v
+
+
+def validate_setup(raw: dict) -> tuple[dict, list[str]]:
+    """A clean setup from untrusted values (URL or presets) plus notes on anything changed."""
+    from app.lessons import LESSONS
+
+    notes: list[str] = []
+    setup = dict(DEFAULT_SETUP)
+    if raw.get("dataset") is not None:
+        if raw["dataset"] in TRAIN_DATASETS:
+            setup["dataset"] = raw["dataset"]
+        else:
+            notes.append(f"Unknown dataset {raw['dataset']!r}; choose one of {', '.join(TRAIN_DATASETS)}.")
+    if raw.get("fusion") is not None:
+        if raw["fusion"] in FUSIONS:
+            setup["fusion"] = raw["fusion"]
+        else:
+            notes.append(f"Unknown fusion rule {raw['fusion']!r}; choose one of {', '.join(FUSIONS)}.")
+    if raw.get("estimator") is not None:
+        if raw["estimator"] in ESTIMATORS:
+            setup["estimator"] = raw["estimator"]
+        else:
+            notes.append(f"Unknown estimator {raw['estimator']!r}; choose one of {', '.join(ESTIMATORS)}.")
+    for name, lo, hi in (("K", 1, MAX_K), ("seed", 0, MAX_SEED), ("latent_dim", 1, MAX_LATENT),
+                         ("epochs", 1, MAX_EPOCHS)):
+        if raw.get(name) is not None:
+            v = _clamp_int(name, raw[name], lo, hi, notes)
+            if v is not None:
+                setup[name] = v
+    lesson = raw.get("lesson") or ""
+    if lesson and lesson not in LESSONS:
+        notes.append(f"Unknown lesson {lesson!r}.")
+        lesson = ""
+    setup["lesson"] = lesson
+    return setup, notes
+
+
+def init_session() -> None:
+    """Once per browser session: read the URL, open the lesson it names or the default model."""
+    ss = st.session_state
+    if ss.get("_initialised"):
+        return
+    ss["_initialised"] = True
+    raw = {k: st.query_params.get(k) for k in QUERY_KEYS}
+    setup, notes = validate_setup(raw)
+    ss["url_notes"] = notes
+    from app.lessons import LESSONS
+
+    if setup["lesson"]:
+        apply_lesson(setup["lesson"], keep_url_setup=raw)
+    else:
+        ss["setup"] = setup
+        entry = shipped_entry(DEFAULT_PRESET)
+        set_active(entry)
+        # a link that names a fusion with a shipped toy model opens that model
+        preset = f"{setup['dataset']}-{setup['fusion']}"
+        if any(raw.get(k) for k in ("dataset", "fusion")) and preset in shipped_names():
+            set_active(shipped_entry(preset))
+    push_widgets()
+    _ = LESSONS
+
+
+def setup() -> dict:
+    return st.session_state.setdefault("setup", dict(DEFAULT_SETUP))
+
+
+def update_setup(**values: Any) -> None:
+    s = setup()
+    s.update(values)
+    sync_url()
+
+
+def sync_url() -> None:
+    """Write the current setup into the address bar so a teacher can share the link."""
+    s = setup()
+    wanted = {k: str(s[k]) for k in QUERY_KEYS if s.get(k) not in (None, "")}
+    current = {k: st.query_params.get(k) for k in QUERY_KEYS}
+    if any(current.get(k) != wanted.get(k) for k in QUERY_KEYS):
+        st.query_params.clear()
+        st.query_params.update(wanted)
+
+
+def push_widgets() -> None:
+    """Copy the setup into the widget keys (after a preset or URL changed it)."""
+    for k, v in setup().items():
+        st.session_state[f"w_{k}"] = v
+
+
+def apply_lesson(lesson_id: str, keep_url_setup: dict | None = None) -> None:
+    from app.lessons import LESSONS
+
+    lesson = LESSONS[lesson_id]
+    raw = dict(lesson["setup"])
+    raw["lesson"] = lesson_id
+    if keep_url_setup:  # explicit values in a shared link win over the lesson's defaults
+        raw.update({k: v for k, v in keep_url_setup.items() if v is not None and k != "lesson"})
+    s, notes = validate_setup(raw)
+    st.session_state["setup"] = s
+    if notes:
+        st.session_state.setdefault("url_notes", []).extend(notes)
+    if lesson.get("checkpoint") in shipped_names():
+        set_active(shipped_entry(lesson["checkpoint"]))
+    push_widgets()
+    sync_url()
+
+
+def hidden_controls() -> set[str]:
+    from app.lessons import LESSONS
+
+    lesson = setup().get("lesson")
+    return set(LESSONS[lesson].get("hide", ())) if lesson in LESSONS else set()
+
+
+# --------------------------------------------------------------------------- shipped checkpoints
+def shipped_names() -> list[str]:
+    if not os.path.isdir(CHECKPOINTS):
+        return []
+    return sorted(f[: -len(".safetensors")] for f in os.listdir(CHECKPOINTS) if f.endswith(".safetensors"))
+
+
+@st.cache_resource(show_spinner=False)
+def _shipped_checkpoint(name: str) -> mmvae.Checkpoint:
+    # read-only and shared by all sessions; nothing ever trains these in place
+    return mmvae.load_checkpoint(os.path.join(CHECKPOINTS, f"{name}.safetensors"), device=device())
+
+
+def shipped_entry(name: str) -> dict:
+    ckpt = _shipped_checkpoint(name)
+    return {"key": f"shipped:{name}", "model": ckpt.model, "data": ckpt.data, "train": ckpt.train,
+            "history": ckpt.history, "title": ckpt.extra.get("title", name), "source": "shipped", "name": name}
+
+
+def trained_entry(model, data_info: dict, train_info: dict, history: dict, title: str) -> dict:
+    return {"key": f"trained:{uuid.uuid4().hex[:8]}", "model": model, "data": data_info, "train": train_info,
+            "history": history, "title": title, "source": "trained", "name": "my-model"}
+
+
+def device():
+    return mmvae.resolve_device("auto")
+
+
+# --------------------------------------------------------------------------- active model + data
+def set_active(entry: dict) -> None:
+    st.session_state["active"] = entry
+
+
+def active() -> dict:
+    ss = st.session_state
+    if "active" not in ss:
+        set_active(shipped_entry(DEFAULT_PRESET))
+    return ss["active"]
+
+
+@st.cache_resource(show_spinner=False)
+def _dataset(name: str, seed: int, options_json: str):
+    # datasets are read-only in the app (never modified in place), so sharing them is safe
+    return load_dataset(name, seed=seed, **json.loads(options_json))
+
+
+def dataset(name: str, seed: int = 0, options: dict | None = None):
+    return _dataset(name, int(seed), json.dumps(options or {}, sort_keys=True))
+
+
+def bundle_of(entry: dict):
+    info = entry["data"]
+    return dataset(info["name"], int(info.get("seed", 0)), dict(info.get("options", {})))
+
+
+def model_version(entry: dict) -> str:
+    """Changes whenever the entry's weights change (training adds records)."""
+    return f"{entry['key']}:{len(entry.get('history', {}).get('records', []))}"
+
+
+def memo(name: str, entry: dict | None, args: tuple, fn: Callable[[], Any]) -> Any:
+    """Per-session cache of analysis results keyed on the model's version and the arguments."""
+    cache: OrderedDict = st.session_state.setdefault("_memo", OrderedDict())
+    key = (name, model_version(entry) if entry else None, args)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = fn()
+    cache[key] = value
+    while len(cache) > 96:
+        cache.popitem(last=False)
+    return value
+
+
+def dataset_info(name: str):
+    return DATASETS.get(name)
+
+
+# --------------------------------------------------------------------------- training in the session
+NETWORK = {"type": "mlp", "hidden": [64, 64]}  # small, fast networks for a shared CPU server
+
+
+def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None):
+    """A fresh model and Trainer for setup ``s`` (session-only); returns (trainer, entry)."""
+    fusion = fusion or s["fusion"]
+    b = dataset(s["dataset"], s["seed"])
+    scale = None if all(sp.likelihood in ("gaussian", "laplace") for sp in b.specs.values()) else 0.1
+    config = mmvae.config_for_specs(b.specs, latent_dim=int(s["latent_dim"]), fusion=fusion, network=NETWORK,
+                                    likelihood_scale=scale)
+    model = mmvae.build_model(config, seed=int(s["seed"]))
+    train = b.train.subset(slice(0, int(n_train or b.train.n)))
+    tc = mmvae.TrainConfig(estimator=s["estimator"], K=int(s["K"]), epochs=int(s["epochs"]), seed=int(s["seed"]),
+                           device=str(device()), eval_K=int(s["K"]))
+    trainer = mmvae.Trainer(model, train, b.val.subset(slice(0, 500)), tc)
+    data_info = {"name": s["dataset"], "options": {}, "seed": int(s["seed"]),
+                 "specs": {k: sp.to_dict() for k, sp in b.specs.items()}}
+    history = trainer.history.to_dict()  # shares the live records list
+    title = f"{s['dataset']} {fusion.upper()} {s['estimator'].upper()} K={s['K']} seed {s['seed']}"
+    return trainer, trained_entry(model, data_info, tc.to_dict(), history, title)

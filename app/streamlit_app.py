@@ -1,0 +1,47 @@
+"""mmvae workshop app: ``python -m streamlit run app/streamlit_app.py`` from the repo root."""
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # a fresh clone works without installing the package
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))  # leave a core for the server and browsers
+
+st.set_page_config(page_title="mmvae: multimodal VAEs", page_icon=":material/hub:", layout="wide")
+
+from app import state, widgets  # noqa: E402
+
+PAGES = {
+    "train": st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    "compare": st.Page("pages/compare.py", title="Compare fusion rules", icon=":material/compare:"),
+    "overlap": st.Page("pages/overlap.py", title="Posterior overlap", icon=":material/join_inner:"),
+    "bounds": st.Page("pages/bounds.py", title="Bound gaps", icon=":material/stacked_line_chart:"),
+    "generation": st.Page("pages/generation.py", title="Cross-modal generation", icon=":material/swap_horiz:"),
+    "gradients": st.Page("pages/gradients.py", title="Gradient noise", icon=":material/graphic_eq:"),
+    "embeddings": st.Page("pages/embeddings.py", title="Latent embeddings", icon=":material/scatter_plot:"),
+    "lessons": st.Page("pages/lessons.py", title="Workshop lessons", icon=":material/school:"),
+}
+st.session_state["pages"] = PAGES
+
+state.init_session()
+page = st.navigation({"Explore": [PAGES[k] for k in ("train", "compare", "overlap", "bounds", "generation",
+                                                     "gradients", "embeddings")],
+                      "Workshop": [PAGES["lessons"]]})
+
+for note in st.session_state.pop("url_notes", []):
+    st.warning(note)
+
+page.run()
+
+with st.sidebar:
+    entry = state.active()
+    st.markdown("#### Current model")
+    st.caption(widgets.model_caption(entry))
+    widgets.checkpoint_download(entry, key="sidebar-ckpt")
+    st.caption(f"Device: {state.device()}. Share this setup: copy the address bar.")

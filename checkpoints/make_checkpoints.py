@@ -1,0 +1,80 @@
+"""Regenerate the small shipped checkpoints that the app's presets and lessons load instantly.
+
+    python checkpoints/make_checkpoints.py            # all of them (about a minute on 2 CPU cores)
+    python checkpoints/make_checkpoints.py toy-poe    # only the named ones
+
+Everything goes through the package API (load_dataset -> config_for_specs -> build_model ->
+Trainer -> save_checkpoint) on the CPU with fixed seeds, so the files are reproducible.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import torch  # noqa: E402
+
+from mmvae import Trainer, TrainConfig, build_model, config_for_specs, save_checkpoint  # noqa: E402
+from mmvae.data import load_dataset  # noqa: E402
+
+SMALL_MLP = {"type": "mlp", "hidden": [64, 64]}
+
+# name -> dataset, dataset options, fusion, estimator, K, epochs, network, likelihood scale, title
+PRESETS: dict[str, dict] = {
+    "toy-poe-elbo": dict(dataset="toy", fusion="poe", estimator="elbo", K=1, epochs=40,
+                         title="Toy, PoE, trained with the ELBO (K=1)"),
+    "toy-poe": dict(dataset="toy", fusion="poe", estimator="dreg", K=10, epochs=40,
+                    title="Toy, PoE, DReG K=10"),
+    "toy-moe": dict(dataset="toy", fusion="moe", estimator="dreg", K=10, epochs=40,
+                    title="Toy, MoE, DReG K=10"),
+    "toy-mopoe": dict(dataset="toy", fusion="mopoe", estimator="dreg", K=10, epochs=40,
+                      title="Toy, MoPoE, DReG K=10"),
+    "toy3-mopoe": dict(dataset="toy", options={"n_modalities": 3}, fusion="mopoe", estimator="dreg", K=10,
+                       epochs=40, title="Toy with three modalities, MoPoE, DReG K=10"),
+    "digits-halves-poe": dict(dataset="digits-halves", fusion="poe", estimator="dreg", K=10, epochs=60,
+                              title="Digit halves, PoE, DReG K=10"),
+    "digits-halves-moe": dict(dataset="digits-halves", fusion="moe", estimator="dreg", K=10, epochs=60,
+                              title="Digit halves, MoE, DReG K=10"),
+    "digits-poly-mopoe": dict(dataset="digits-poly", fusion="mopoe", estimator="dreg", K=5, epochs=40,
+                              title="Three styled digits, MoPoE, DReG K=5"),
+    "impedance-poe": dict(dataset="impedance", fusion="poe", estimator="dreg", K=10, epochs=40,
+                          title="Impedance logs (AI, SI), PoE, DReG K=10"),
+}
+
+SEED = 0
+
+
+def make(name: str, spec: dict, folder: str = HERE) -> str:
+    options = dict(spec.get("options", {}))
+    bundle = load_dataset(spec["dataset"], seed=SEED, **options)
+    scale = None if all(s.likelihood in ("gaussian", "laplace") for s in bundle.specs.values()) else 0.1
+    config = config_for_specs(bundle.specs, latent_dim=2, fusion=spec["fusion"], network=SMALL_MLP,
+                              likelihood_scale=scale)
+    model = build_model(config, seed=SEED)
+    train = TrainConfig(estimator=spec["estimator"], K=spec["K"], epochs=spec["epochs"], seed=SEED,
+                        device="cpu", eval_K=10)
+    trainer = Trainer(model, bundle.train, bundle.val, train)
+    trainer.fit()
+    data_info = {"name": spec["dataset"], "options": options, "seed": SEED,
+                 "specs": {k: s.to_dict() for k, s in bundle.specs.items()}}
+    path = os.path.join(folder, f"{name}.safetensors")
+    save_checkpoint(path, model.to("cpu"), data_info, train.to_dict(), trainer.history.to_dict(),
+                    {"title": spec["title"], "preset": name})
+    return path
+
+
+def main(names: list[str]) -> None:
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    for name in names or list(PRESETS):
+        if name not in PRESETS:
+            raise SystemExit(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        t0 = time.perf_counter()
+        path = make(name, PRESETS[name])
+        print(f"{name:20s} {time.perf_counter() - t0:6.1f} s  {os.path.getsize(path) / 1024:7.1f} kB  {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

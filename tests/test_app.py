@@ -1,0 +1,138 @@
+"""The Streamlit app under streamlit.testing.v1.AppTest: every page renders, main controls work."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRY = os.path.join(ROOT, "app", "streamlit_app.py")
+PAGES = ["train", "compare", "overlap", "bounds", "generation", "gradients", "embeddings", "lessons"]
+TIMEOUT = 60  # torch imports and model evaluation exceed AppTest's default 3 s
+
+
+def fresh(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_first_screen_shows_a_shipped_model_without_training():
+    at = fresh()
+    no_errors(at)
+    assert "trainer" not in at.session_state
+    assert at.session_state["active"]["source"] == "shipped"
+    assert at.title[0].value.startswith("Train")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(page):
+    at = fresh()
+    at.switch_page(f"pages/{page}.py")
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert at.title, f"page {page} drew no title"
+
+
+def test_train_one_epoch_with_play_then_step_and_reset():
+    at = fresh()
+    at.number_input(key="w_epochs").set_value(1)
+    at.number_input(key="w_n_train").set_value(200)
+    at.run(timeout=TIMEOUT)
+    at.button(key="btn_play").click()
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    trainer = at.session_state["trainer"]
+    assert trainer.epoch == 1 and len(trainer.history.records) == 1
+    assert at.session_state["active"]["source"] == "trained"
+    assert not at.session_state["playing"]  # stops by itself at the epoch cap
+    at.button(key="btn_step").click()
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert at.session_state["trainer"].epoch == 2
+    at.button(key="btn_reset").click()
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert "trainer" not in at.session_state
+
+
+def test_changing_K_updates_setup_and_url():
+    at = fresh()
+    at.number_input(key="w_K").set_value(25)
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert at.session_state["setup"]["K"] == 25
+    assert at.query_params["K"] == ["25"] or at.query_params["K"] == "25"
+
+
+def test_toggle_fusion_rule_on_compare_page():
+    at = fresh()
+    at.switch_page("pages/compare.py")
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    control = at.segmented_control(key="cmp_fusion")
+    options = list(control.options)
+    assert len(options) >= 2
+    for value in ("moe", "poe"):
+        at.segmented_control(key="cmp_fusion").set_value(value)
+        at.run(timeout=TIMEOUT)
+        no_errors(at)
+        assert at.session_state["cmp_fusion"] == value
+
+
+def test_overlap_point_slider_and_fusion():
+    at = fresh()
+    at.switch_page("pages/overlap.py")
+    at.run(timeout=TIMEOUT)
+    at.slider(key="overlap_point").set_value(7)
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    at.segmented_control(key="overlap_fusion").set_value("moe")
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+
+
+def test_link_with_lesson_opens_its_checkpoint_and_hides_controls():
+    at = fresh({"lesson": "impedance"})
+    no_errors(at)
+    assert at.session_state["active"]["name"] == "impedance-poe"
+    assert at.session_state["setup"]["dataset"] == "impedance"
+    keys = [w.key for w in at.selectbox]
+    assert "w_dataset" not in keys  # the lesson hides the dataset control
+
+
+def test_bad_link_values_are_capped_with_a_message():
+    at = fresh({"K": "5000", "fusion": "nonsense"})
+    assert at.session_state["setup"]["K"] == 100
+    text = " ".join(w.value for w in at.warning)
+    assert "5000" in text and "nonsense" in text
+
+
+def test_lesson_button_switches_page():
+    at = fresh()
+    at.switch_page("pages/lessons.py")
+    at.run(timeout=TIMEOUT)
+    at.button(key="lesson-elbo-vs-iwae").click()
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert at.session_state["setup"]["lesson"] == "elbo-vs-iwae"
+    assert at.session_state["active"]["name"] == "toy-poe-elbo"
+
+
+def test_generation_page_on_images_and_logs():
+    for lesson in ("mopoe-three", "impedance"):
+        at = fresh({"lesson": lesson})
+        at.switch_page("pages/generation.py")
+        at.run(timeout=TIMEOUT)
+        no_errors(at)
