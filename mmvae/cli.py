@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     e.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    e.add_argument("--parts", default=None,
+                   help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
+                        "or 'all' (default: none; the bound table only)")
+    e.add_argument("--n-samples", type=_positive_int, default=1000,
+                   help="importance samples per data point for log-likelihoods (default: 1000)")
+    e.add_argument("--points", default=None,
+                   help="data-point indices for the posterior overlap, e.g. 0,5,9 (default: the first 5)")
 
     sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in datasets.")
     return parser
@@ -181,7 +188,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     torch.manual_seed(args.seed)
-    report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed)
+    points = None
+    if args.points:
+        try:
+            points = [int(t) for t in args.points.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
+    report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed,
+                                 parts=args.parts, n_samples=args.n_samples, points=points)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -190,6 +204,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{'K':>6} {'ELBO':>12} {'IWAE(K)':>12}")
         for row in report["bounds"]:
             print(f"{row['K']:>6} {row['elbo']:>12.4f} {row['iwae']:>12.4f}")
+        if "diagnostics" in report:
+            print(f"diagnostics ({', '.join(report['diagnostics']['parts'])}): add --json to print them")
     return 0
 
 

@@ -54,17 +54,30 @@ def evaluate_checkpoint(
     fusion: str | None = None,
     data: str | None = None,
     seed: int = 0,
+    parts: Sequence[str] | str | None = None,
+    n_samples: int = 1000,
+    points: Sequence[int] | None = None,
 ) -> dict:
-    """A JSON-able report: the model, the data, and ELBO / IWAE(K) for each K on ``split``."""
+    """A JSON-able report: the model, the data, and ELBO / IWAE(K) for each K on ``split``.
+
+    ``parts`` (names from :data:`mmvae.diagnostics.report.PARTS`, a comma-separated string or
+    ``"all"``) adds a ``diagnostics`` entry (:func:`mmvae.diagnostics.diagnostics_report`) with
+    ``n_samples`` importance samples for log-likelihoods and overlap figures for ``points``."""
     torch.manual_seed(seed)
     model = ckpt.model
     bundle = checkpoint_dataset(ckpt, data)
     subset = split_of(bundle, split).to(model.device)
     fusion = fusion or model.fusion
-    return {
+    report = {
         "model": {"fusion": model.fusion, "latent": model.family, "latent_dim": model.latent_dim,
                   "modalities": model.names, "train": ckpt.train},
         "data": {"name": bundle.name, "split": split, "n": subset.n},
         "fusion": fusion,
         "bounds": bound_table(model, subset, Ks, fusion),
     }
+    if parts:
+        from .diagnostics.report import diagnostics_report
+
+        report["diagnostics"] = diagnostics_report(model, bundle, split, parts, fusion, Ks, n_samples=n_samples,
+                                                   points=points, seed=seed)
+    return report

@@ -1,0 +1,129 @@
+"""2-D embeddings of posterior means (joint and unimodal) of a dataset, labels attached.
+
+``method``: ``raw`` (the latent itself; needs D = 2), ``pca`` (instant), ``umap`` (umap-learn,
+seeded, imported lazily: its first import compiles with numba for ~15 s) or ``auto`` (raw when
+D = 2, else UMAP, falling back to PCA when umap-learn is missing). One projection is fitted on the
+joint and all unimodal means stacked together, so all of them share the same axes. UMAP results
+are cached in memory keyed on a hash of the means, the seed and the UMAP options
+(:func:`clear_embedding_cache` empties it); :func:`umap_cached` says whether a call would hit it.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .likelihood import _batches, as_inputs
+
+__all__ = ["latent_means", "embed_2d", "latent_embedding", "umap_cached", "clear_embedding_cache"]
+
+_UMAP_CACHE: dict[str, np.ndarray] = {}
+_UMAP_CACHE_MAX = 32
+
+
+@torch.no_grad()
+def latent_means(model, data, fusion: str | None = None, unimodal: bool = True,
+                 batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """Posterior means (N, D): ``joint`` (the ``fusion`` posterior of all modalities) and, with
+    ``unimodal``, one per modality (q(z | x_m))."""
+    x, _ = as_inputs(model, data)
+    out: dict[str, list] = {"joint": []}
+    if unimodal:
+        out.update({m: [] for m in x})
+    for _, xb in _batches(x, batch_size):
+        out["joint"].append(model.posterior(xb, fusion, validate=False).mean)
+        if unimodal:
+            for m in xb:
+                out[m].append(model.posterior({m: xb[m]}, "moe", validate=False).mean)
+    return {k: torch.cat(v).cpu().double().numpy() for k, v in out.items()}
+
+
+def _key(stacked: np.ndarray, seed: int, options: Mapping) -> str:
+    h = hashlib.sha1(np.ascontiguousarray(stacked, dtype=np.float64).tobytes())
+    h.update(repr((stacked.shape, seed, sorted(options.items()))).encode())
+    return h.hexdigest()
+
+
+def umap_cached(means: Mapping[str, np.ndarray], seed: int = 0, **umap_options) -> bool:
+    stacked = np.concatenate([np.asarray(v) for v in means.values()])
+    return _key(stacked, seed, umap_options) in _UMAP_CACHE
+
+
+def clear_embedding_cache() -> None:
+    _UMAP_CACHE.clear()
+
+
+def _pca(stacked: np.ndarray) -> np.ndarray:
+    centred = stacked - stacked.mean(0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    basis = vt[:2].T
+    if basis.shape[1] < 2:
+        basis = np.eye(stacked.shape[1], 2)
+    return centred @ basis
+
+
+def _umap(stacked: np.ndarray, seed: int, options: Mapping) -> np.ndarray:
+    key = _key(stacked, seed, options)
+    if key not in _UMAP_CACHE:
+        import umap  # lazy: the first import compiles with numba
+
+        opts = {"n_neighbors": 15, "min_dist": 0.1, **options}
+        opts["n_neighbors"] = max(2, min(int(opts["n_neighbors"]), stacked.shape[0] - 1))
+        reducer = umap.UMAP(n_components=2, random_state=seed, **opts)
+        if len(_UMAP_CACHE) >= _UMAP_CACHE_MAX:
+            _UMAP_CACHE.pop(next(iter(_UMAP_CACHE)))
+        _UMAP_CACHE[key] = np.asarray(reducer.fit_transform(stacked), dtype=np.float64)
+    return _UMAP_CACHE[key]
+
+
+def embed_2d(means: Mapping[str, np.ndarray], method: str = "auto", seed: int = 0,
+             labels=None, **umap_options) -> dict:
+    """2-D coordinates of every array in ``means`` (name -> (N_i, D)) under one shared projection.
+
+    Returns ``{"coords": {name: (N_i, 2)}, "method": the method used, "labels": labels or None}``.
+    """
+    if method not in ("auto", "raw", "pca", "umap"):
+        raise ValueError(f"unknown embedding method {method!r}; choose auto, raw, pca or umap")
+    names = list(means)
+    arrays = [np.asarray(means[k], dtype=np.float64) for k in names]
+    D = arrays[0].shape[1]
+    stacked = np.concatenate(arrays)
+    used = method
+    if method == "auto":
+        if D <= 2:
+            used = "raw"
+        else:
+            try:
+                import importlib.util
+
+                used = "umap" if importlib.util.find_spec("umap") is not None else "pca"
+            except (ImportError, ValueError):
+                used = "pca"
+    if used == "raw":
+        if D > 2:
+            raise ValueError(f"method 'raw' needs a 2-D latent, this one has D = {D}; use pca or umap")
+        flat = stacked if D == 2 else np.concatenate([stacked, np.zeros_like(stacked)], 1)
+    elif used == "pca":
+        flat = _pca(stacked) if D > 2 else (stacked if D == 2 else np.concatenate([stacked, np.zeros_like(stacked)], 1))
+    else:
+        flat = _umap(stacked, seed, umap_options)
+    coords, start = {}, 0
+    for k, a in zip(names, arrays):
+        coords[k] = flat[start : start + len(a)]
+        start += len(a)
+    if labels is not None:
+        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    return {"coords": coords, "method": used, "labels": labels, "latent_dim": D}
+
+
+def latent_embedding(model, data, method: str = "auto", fusion: str | None = None, unimodal: bool = True,
+                     seed: int = 0, **umap_options) -> dict:
+    """:func:`latent_means` then :func:`embed_2d`, with the data's labels attached; the raw means
+    are returned too (``means``)."""
+    means = latent_means(model, data, fusion, unimodal)
+    labels = getattr(data, "labels", None)
+    out = embed_2d(means, method, seed, labels, **umap_options)
+    out["means"] = means
+    return out

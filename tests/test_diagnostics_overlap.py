@@ -1,0 +1,106 @@
+"""Posterior overlap figures against closed forms worked out by hand, and embeddings."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmvae.data.toy import exact_posterior
+from mmvae.diagnostics import (bhattacharyya_coefficient, embed_2d, gaussian_kl, latent_embedding,
+                               posterior_overlap, project_2d, symmetric_kl)
+from tests.test_diagnostics_likelihood import exact_toy_model, toy_bundle
+
+
+def t(*v):
+    return torch.tensor(v, dtype=torch.float64)
+
+
+def test_closed_forms_by_hand():
+    # N(0, 1) vs N(1, 2^2) in 1-D
+    kl = gaussian_kl(t(0.0), t(0.0), t(1.0), t(math.log(2.0)))
+    assert abs(float(kl) - (math.log(2) + 2 / 8 - 0.5)) < 1e-12
+    kl_back = gaussian_kl(t(1.0), t(math.log(2.0)), t(0.0), t(0.0))
+    assert abs(float(kl_back) - (-math.log(2) + (4 + 1) / 2 - 0.5)) < 1e-12
+    assert abs(float(symmetric_kl(t(0.0), t(0.0), t(1.0), t(math.log(2.0)))) - float(kl + kl_back)) < 1e-12
+    bc = bhattacharyya_coefficient(t(0.0), t(0.0), t(1.0), t(math.log(2.0)))
+    d_b = 0.25 * 1 / 5 + 0.5 * math.log(5 / (2 * 1 * 2))
+    assert abs(float(bc) - math.exp(-d_b)) < 1e-12
+    # identical -> BC 1, KL 0; dimensions add up in D_B (BC multiplies)
+    assert float(bhattacharyya_coefficient(t(0.3, -1.0), t(0.1, 0.2), t(0.3, -1.0), t(0.1, 0.2))) == pytest.approx(1.0)
+    two = bhattacharyya_coefficient(t(0.0, 0.0), t(0.0, 0.0), t(1.0, 1.0), t(math.log(2.0), math.log(2.0)))
+    assert float(two) == pytest.approx(float(bc) ** 2)
+    # BC against numerical integration
+    z = torch.linspace(-15, 15, 200001, dtype=torch.float64)
+    p = torch.distributions.Normal(0.0, 1.0).log_prob(z).exp()
+    q = torch.distributions.Normal(1.0, 2.0).log_prob(z).exp()
+    assert float((p * q).sqrt().sum() * (z[1] - z[0])) == pytest.approx(float(bc), abs=1e-6)
+
+
+def test_overlap_on_exact_toy():
+    bundle = toy_bundle()
+    data = bundle.test
+    params = bundle.extras["toy_params"]
+    model = exact_toy_model(bundle, "poe")
+    pts = [0, 3, 7]
+    out = posterior_overlap(model, data, pts, n_mc=4000, subsets=[("x1", "x2")], seed=0)
+    x = {k: v[pts].double() for k, v in data.modalities.items()}
+    assert out["projection"]["method"] == "identity" and out["latent_dim"] == 2
+    for m in ("x1", "x2"):
+        mean, var = exact_posterior(params, x, [m])
+        post = out["posteriors"][m]
+        np.testing.assert_allclose(post["loc"][:, 0], mean.numpy(), atol=1e-8)
+        np.testing.assert_allclose(post["scale"][:, 0] ** 2, var.numpy(), atol=1e-8)
+        np.testing.assert_allclose(post["cov2d"][:, 0], np.stack([np.diag(v) for v in var.numpy()]), atol=1e-8)
+        # KL(q || prior) and volume, by hand
+        kl = 0.5 * (var + mean ** 2 - 1 - var.log()).sum(-1)
+        np.testing.assert_allclose(post["kl_prior"], kl.numpy(), atol=1e-8)
+        np.testing.assert_allclose(post["log_volume_ratio"], 0.5 * var.log().sum(-1).numpy(), atol=1e-8)
+    mean, var = exact_posterior(params, x)
+    np.testing.assert_allclose(out["posteriors"]["poe"]["loc"][:, 0], mean.numpy(), atol=1e-8)
+    np.testing.assert_allclose(out["posteriors"]["poe[x1,x2]"]["loc"][:, 0], mean.numpy(), atol=1e-8)
+    m1, v1 = exact_posterior(params, x, ["x1"])
+    m2, v2 = exact_posterior(params, x, ["x2"])
+    pair = out["pairs"][0]
+    kl12 = 0.5 * (v1 / v2 + (m1 - m2) ** 2 / v2 - 1 - (v1 / v2).log()).sum(-1)
+    kl21 = 0.5 * (v2 / v1 + (m1 - m2) ** 2 / v1 - 1 - (v2 / v1).log()).sum(-1)
+    np.testing.assert_allclose(pair["symmetric_kl"], (kl12 + kl21).numpy(), atol=1e-8)
+    vbar = 0.5 * (v1 + v2)
+    db = (0.125 * (m1 - m2) ** 2 / vbar + 0.5 * (vbar.log() - 0.5 * (v1.log() + v2.log()))).sum(-1)
+    np.testing.assert_allclose(pair["bhattacharyya"], torch.exp(-db).numpy(), atol=1e-8)
+    rows = {(r["fused"], r["unimodal"]): r for r in out["fused_vs_unimodal"]}
+    kl_poe_1 = 0.5 * (var / v1 + (mean - m1) ** 2 / v1 - 1 - (var / v1).log()).sum(-1)
+    np.testing.assert_allclose(rows[("poe", "x1")]["kl"], kl_poe_1.numpy(), atol=1e-8)
+    assert rows[("poe", "x1")]["method"] == "closed form"
+    # MoE: KL(mixture || q_1) by MC, against a large independent estimate
+    r = rows[("moe", "x1")]
+    assert r["method"] == "monte carlo" and np.all(r["stderr"] > 0)
+    comps = [(m1, v1), (m2, v2)]
+    g = torch.Generator().manual_seed(5)
+    zs = torch.cat([m + v.sqrt() * torch.randn(100000, *m.shape, generator=g, dtype=torch.float64) for m, v in comps])
+    def logn(z, m, v):
+        return (-0.5 * ((z - m) ** 2 / v + (2 * math.pi * v).log())).sum(-1)
+    log_mix = torch.logsumexp(torch.stack([logn(zs, m, v) for m, v in comps]), 0) - math.log(2)
+    ref = (log_mix - logn(zs, m1, v1)).mean(0).numpy()
+    assert np.all(np.abs(r["kl"] - ref) < 5 * r["stderr"] + 1e-3)
+    # mopoe holds three components; moe's KL to the prior is Monte Carlo with an error
+    assert len(out["posteriors"]["mopoe"]["subsets"]) == 3
+    assert np.all(out["posteriors"]["moe"]["kl_prior_stderr"] > 0)
+
+
+def test_projection_and_embeddings():
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(50, 1, dtype=torch.float64, generator=g) * torch.tensor([[0.0, 5.0, 0.0, 1.0]], dtype=torch.float64)
+    V, how = project_2d(means + 0.01 * torch.randn(50, 4, generator=g, dtype=torch.float64))
+    assert how == "pca" and abs(abs(float(V[1, 0])) - 5 / math.sqrt(26)) < 1e-2
+    V, how = project_2d(means, "first")
+    assert how == "first" and torch.equal(V, torch.eye(4, 2, dtype=torch.float64))
+    a = {"joint": np.random.default_rng(0).normal(size=(40, 5)), "x1": np.random.default_rng(1).normal(size=(40, 5))}
+    pca = embed_2d(a, "pca")
+    assert pca["method"] == "pca" and pca["coords"]["joint"].shape == (40, 2) and pca["coords"]["x1"].shape == (40, 2)
+    with pytest.raises(ValueError):
+        embed_2d(a, "raw")
+    bundle = toy_bundle()
+    emb = latent_embedding(exact_toy_model(bundle), bundle.test, "auto")
+    assert emb["method"] == "raw" and set(emb["coords"]) == {"joint", "x1", "x2"}
+    np.testing.assert_allclose(emb["coords"]["joint"], emb["means"]["joint"])
+    assert len(emb["labels"]) == bundle.test.n
