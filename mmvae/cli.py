@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--parts", default=None,
                    help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
                         "or 'all' (default: none; the bound table only)")
+    e.add_argument("--embedding", choices=("auto", "raw", "pca", "umap"), default=None,
+                   help="2-D view of the latent for the 'embedding' part: raw (D = 2), pca, umap (seconds), "
+                        "auto (raw when D = 2, else umap) (default: raw when D = 2, else pca)")
     e.add_argument("--n-samples", type=_positive_int, default=1000,
                    help="importance samples per data point for log-likelihoods (default: 1000)")
     e.add_argument("--points", default=None,
@@ -195,7 +198,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
     report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed,
-                                 parts=args.parts, n_samples=args.n_samples, points=points)
+                                 parts=args.parts, n_samples=args.n_samples, points=points,
+                                 embedding_method=args.embedding)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

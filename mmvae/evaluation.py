@@ -57,12 +57,14 @@ def evaluate_checkpoint(
     parts: Sequence[str] | str | None = None,
     n_samples: int = 1000,
     points: Sequence[int] | None = None,
+    embedding_method: str | None = None,
 ) -> dict:
     """A JSON-able report: the model, the data, and ELBO / IWAE(K) for each K on ``split``.
 
     ``parts`` (names from :data:`mmvae.diagnostics.report.PARTS`, a comma-separated string or
     ``"all"``) adds a ``diagnostics`` entry (:func:`mmvae.diagnostics.diagnostics_report`) with
-    ``n_samples`` importance samples for log-likelihoods and overlap figures for ``points``."""
+    ``n_samples`` importance samples for log-likelihoods and overlap figures for ``points``.
+    ``embedding_method`` (auto, raw, pca, umap) defaults to raw when D = 2, else pca."""
     torch.manual_seed(seed)
     model = ckpt.model
     bundle = checkpoint_dataset(ckpt, data)
@@ -79,5 +81,7 @@ def evaluate_checkpoint(
         from .diagnostics.report import diagnostics_report
 
         report["diagnostics"] = diagnostics_report(model, bundle, split, parts, fusion, Ks, n_samples=n_samples,
-                                                   points=points, seed=seed)
+                                                   points=points, seed=seed,
+                                                   embedding_method=embedding_method
+                                                   or ("raw" if model.latent_dim == 2 else "pca"))
     return report
