@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .distributions import latent_distribution
+from .distributions import (LOG_SCALE_MAX, LOG_SCALE_MIN, _HALF_LOG_2PI, latent_distribution, latent_log_prob,
+                            latent_rsample)
 
 FUSIONS = ("poe", "moe", "mopoe")
 
@@ -52,7 +53,14 @@ def subsets_for(fusion: str, n: int, training: bool = False) -> list[tuple[int, 
     raise FusionError(f"unknown fusion rule {fusion!r}; choose one of: {', '.join(FUSIONS)}")
 
 
-def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def _excluded(mask: Tensor) -> Tensor:
+    """(C, M+1, 1, 1) bool: True where an expert (or, last, the prior) is *not* in the product."""
+    full_mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)], 1)
+    return ~full_mask[:, :, None, None]
+
+
+def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor, _excluded_mask: Tensor | None = None
+                       ) -> tuple[Tensor, Tensor]:
     """Gaussian PoE of the standard-normal prior and the experts selected by ``mask``.
 
     ``loc``, ``log_scale``: (M, B, D) expert parameters; ``mask``: (C, M) bool. Returns the
@@ -60,11 +68,11 @@ def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor) -> tuple[Te
     """
     M, B, D = loc.shape
     log_prec = -2.0 * log_scale  # (M, B, D)
-    prior = torch.zeros(1, B, D, dtype=loc.dtype, device=loc.device)
+    prior = loc.new_zeros(1, B, D)
     log_prec = torch.cat([log_prec, prior], 0)  # (M+1, B, D)
     locs = torch.cat([loc, prior], 0)
-    full_mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)], 1)
-    masked = log_prec.unsqueeze(0).masked_fill(~full_mask[:, :, None, None], float("-inf"))  # (C, M+1, B, D)
+    excluded = _excluded(mask) if _excluded_mask is None else _excluded_mask
+    masked = log_prec.unsqueeze(0).masked_fill(excluded, float("-inf"))  # (C, M+1, B, D)
     log_prec_total = torch.logsumexp(masked, dim=1)
     weights = torch.softmax(masked, dim=1)
     fused_loc = (weights * locs.unsqueeze(0)).sum(1)
@@ -103,24 +111,36 @@ class Posterior:
 
     def rsample(self, K: int) -> Tensor:
         """K reparameterised samples from every component (stratified): (C, K, B, D)."""
-        return self.components().rsample((K,)).transpose(0, 1)
+        return self._rsample_with_noise(K)[0]
+
+    def _rsample_with_noise(self, K: int) -> tuple[Tensor, Tensor | None]:
+        """``rsample(K)`` and its standardised Gaussian noise eps = (z - loc) / scale (None for
+        Laplace), both (C, K, B, D)."""
+        z, eps = latent_rsample(self.family, self.loc, self.log_scale, K)
+        return z.transpose(0, 1), (eps.transpose(0, 1) if eps is not None else None)
+
+    def _own_log_prob_from_noise(self, eps: Tensor) -> Tensor:
+        """``own_log_prob(z)`` for Gaussian z = loc + eps * scale from ``_rsample_with_noise``:
+        (z - loc) / scale = eps, so the value is the same up to rounding and so is the gradient
+        (the path and score terms of the standardised residual cancel exactly)."""
+        ls = self.log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).sum(-1)[:, None]  # (C, 1, B)
+        return -0.5 * eps.square().sum(-1) - (ls + eps.shape[-1] * _HALF_LOG_2PI)
 
     def component_log_prob(self, z: Tensor, detach_params: bool = False) -> Tensor:
         """log q_c'(z) for every component c' at samples ``z`` of shape (C, K, B, D) -> (C', C, K, B)."""
         loc, log_scale = self._params(detach_params)
-        dist = latent_distribution(self.family, loc[:, None, None], log_scale[:, None, None])
-        return dist.log_prob(z.unsqueeze(0)).sum(-1)
+        return latent_log_prob(self.family, z.unsqueeze(0), loc[:, None, None], log_scale[:, None, None])
 
     def own_log_prob(self, z: Tensor, detach_params: bool = False) -> Tensor:
         """log q_c(z_c) of each component at its own samples: (C, K, B, D) -> (C, K, B)."""
         loc, log_scale = self._params(detach_params)
-        return latent_distribution(self.family, loc[:, None], log_scale[:, None]).log_prob(z).sum(-1)
+        return latent_log_prob(self.family, z, loc[:, None], log_scale[:, None])
 
     def log_prob(self, z: Tensor) -> Tensor:
         """Density of the (mixture) posterior at z of shape (..., B, D) -> (...), via logsumexp."""
         shape = (self.n_components,) + (1,) * (z.dim() - 2) + tuple(self.loc.shape[1:])
-        dist = latent_distribution(self.family, self.loc.view(shape), self.log_scale.view(shape))
-        return torch.logsumexp(dist.log_prob(z.unsqueeze(0)).sum(-1), 0) - math.log(self.n_components)
+        lp = latent_log_prob(self.family, z.unsqueeze(0), self.loc.view(shape), self.log_scale.view(shape))
+        return torch.logsumexp(lp, 0) - math.log(self.n_components)
 
     @property
     def mean(self) -> Tensor:
@@ -173,10 +193,26 @@ def fuse(
             raise FusionError(
                 f"fusion {fusion!r} multiplies experts, and a product of Laplace experts has no closed form; "
                 "use fusion='moe' with Laplace latents, or latent='gaussian'")
-        index = torch.tensor([s[0] for s in subsets], device=loc.device)
+        index = [s[0] for s in subsets]
+        if index == list(range(len(index))):  # the experts in order: no copy
+            return Posterior(family, loc[: len(index)], log_scale[: len(index)], named, mixture)
+        index = torch.tensor(index, device=loc.device)
         return Posterior(family, loc[index], log_scale[index], named, mixture)
-    mask = torch.zeros(len(subsets), M, dtype=torch.bool, device=loc.device)
-    for c, s in enumerate(subsets):
-        mask[c, list(s)] = True
-    f_loc, f_log_scale = product_of_experts(loc, log_scale, mask)
+    mask, excluded = _masks(tuple(tuple(s) for s in subsets), M, loc.device)
+    f_loc, f_log_scale = product_of_experts(loc, log_scale, mask, excluded)
     return Posterior(family, f_loc, f_log_scale, named, mixture)
+
+
+_MASKS: dict = {}
+
+
+def _masks(subsets: tuple[tuple[int, ...], ...], M: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The (C, M) subset mask and its (C, M+1, 1, 1) exclusion mask, built once per device."""
+    key = (subsets, M, str(device))
+    hit = _MASKS.get(key)
+    if hit is None:
+        mask = torch.zeros(len(subsets), M, dtype=torch.bool, device=device)
+        for c, s in enumerate(subsets):
+            mask[c, list(s)] = True
+        hit = _MASKS[key] = (mask, _excluded(mask))
+    return hit

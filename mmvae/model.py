@@ -203,8 +203,12 @@ class MultimodalVAE(nn.Module):
     def log_likelihood(self, x: Mapping[str, Tensor], z: Tensor, weighted: bool = True) -> dict[str, Tensor]:
         """log p(x_m | z) for each modality in ``x`` at z (..., B, D) -> dict of (..., B)."""
         params = self.decode(z, [n for n in self.names if n in x])
-        return {n: self.likelihoods[n].log_prob(p, x[n]) * (self.likelihoods[n].weight if weighted else 1.0)
-                for n, p in params.items()}
+        out = {}
+        for n, p in params.items():
+            lik = self.likelihoods[n]
+            lp = lik.log_prob(p, x[n])
+            out[n] = lp * lik.weight if weighted and lik.weight != 1.0 else lp  # x * 1.0 == x
+        return out
 
     @torch.no_grad()
     def generate(

@@ -47,7 +47,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from .distributions import check_choice
+from .distributions import check_choice, standard_log_prob
 from .fusion import Posterior
 from .model import MultimodalVAE
 
@@ -71,7 +71,7 @@ def log_joint(model: MultimodalVAE, x: Mapping[str, Tensor], z: Tensor, post: Po
     For a mixture every component reconstructs every modality in ``x``; for MVAE's separate terms
     component c reconstructs only the modalities it fuses (decoded only where needed).
     """
-    lp = model.prior().log_prob(z).sum(-1)
+    lp = standard_log_prob(model.family, z)
     if post.mixture:
         for term in model.log_likelihood(x, z).values():
             lp = lp + term
@@ -79,12 +79,30 @@ def log_joint(model: MultimodalVAE, x: Mapping[str, Tensor], z: Tensor, post: Po
     for name in model.names:
         if name not in x:
             continue
-        comps = [c for c, s in enumerate(post.subsets) if name in s]
-        idx = torch.tensor(comps, device=z.device)
-        params = model.decode(z[idx], [name])[name]
+        idx, span = _components_of(post.subsets, name, z.device)
+        zs = z[span] if span is not None else z[idx]
+        params = model.decode(zs, [name])[name]
         lik = model.likelihoods[name]
-        lp = lp.index_add(0, idx, lik.log_prob(params, x[name]) * lik.weight)
+        term = lik.log_prob(params, x[name])
+        if lik.weight != 1.0:
+            term = term * lik.weight
+        lp = lp.index_add(0, idx, term)
     return lp
+
+
+_COMPONENTS: dict = {}
+
+
+def _components_of(subsets, name: str, device) -> tuple[Tensor, slice | None]:
+    """Indices of the components that fuse ``name`` (a tensor, built once) and the same as a
+    slice when they are consecutive (so z is selected without a copy)."""
+    key = (tuple(subsets), name, str(device))
+    hit = _COMPONENTS.get(key)
+    if hit is None:
+        comps = [c for c, s in enumerate(subsets) if name in s]
+        span = slice(comps[0], comps[-1] + 1) if comps == list(range(comps[0], comps[-1] + 1)) else None
+        hit = _COMPONENTS[key] = (torch.tensor(comps, device=device), span)
+    return hit
 
 
 def log_posterior(post: Posterior, z: Tensor, detach_params: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -138,40 +156,60 @@ def objective(
     if not (isinstance(K, int) and K >= 1):
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
     post = model.posterior(x, fusion, training=True, validate=validate)
-    z = post.rsample(K)
     B = post.batch_size
+    single = not post.mixture or post.n_components == 1
 
     if estimator in ("elbo", "iwae"):
-        log_q, _ = log_posterior(post, z)
+        if single:
+            z, eps = post._rsample_with_noise(K)
+            log_q = post._own_log_prob_from_noise(eps) if eps is not None else post.own_log_prob(z)
+        else:
+            z = post.rsample(K)
+            log_q, _ = log_posterior(post, z)
         lw = log_joint(model, x, z, post) - log_q
         value = combine(lw, estimator, post.mixture, bound)
         return ObjectiveOutput(-value.mean(), value.detach(), lw.detach())
 
     # DReG / STL: the path through z carries the encoder gradient, densities of q are held fixed.
-    z_path = z.clone()
-    log_q, comp = log_posterior(post, z_path, detach_params=True)
+    # DReG scales the gradient of each slot's log-weight w.r.t. z by ``factor``: through a hook on
+    # z_path (prior and decoders) and, for mixtures, a hook on log q (which depends on z alone, as
+    # its parameters are detached), so the component log-densities are evaluated once at z and
+    # shared with the own-component responsibility term, whose z-gradient is not scaled.
+    dreg = estimator == "dreg"
+    z = post.rsample(K)
+    z_path = z.clone() if dreg else z
+    comp = lse = None
+    if single:
+        log_q = post.own_log_prob(z_path, detach_params=True)
+    else:
+        comp = post.component_log_prob(z, detach_params=True)  # (C', C, K, B)
+        lse = torch.logsumexp(comp, 0)
+        log_q = lse - math.log(post.n_components)
     lw = log_joint(model, x, z_path, post) - log_q
     with torch.no_grad():
         w, omega = normalized_weights(lw, post.mixture, bound)
         value = combine(lw, "iwae", post.mixture, bound)
-        if comp is not None:
-            C = post.n_components
-            resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
-            r_own = resp[torch.arange(C), torch.arange(C)]  # (C, K, B)
-        else:
-            r_own = torch.ones_like(lw)
-        factor = 1.0 - r_own * (1.0 - w)
-    if estimator == "dreg" and z_path.requires_grad:
+        if dreg:
+            if comp is not None:
+                resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
+                r_own = torch.diagonal(resp, 0, 0, 1).movedim(-1, 0)  # (C, K, B)
+                factor = 1.0 - r_own * (1.0 - w)
+            else:
+                factor = 1.0 - (1.0 - w)  # r_own = 1
+    if dreg and z.requires_grad:
         z_path.register_hook(lambda g: g * factor.unsqueeze(-1))
+        if comp is not None:
+            log_q.register_hook(lambda g: g * factor)
     surrogate = (omega * lw).sum((0, 1))
-    if estimator == "dreg" and comp is not None:
+    if dreg and comp is not None:
         # own-component part of the mixture score, doubly reparameterised: -omega r_c d log r_c/dz
-        comp_z = post.component_log_prob(z, detach_params=True)
-        log_r_own = (comp_z - torch.logsumexp(comp_z, 0, keepdim=True))[torch.arange(C), torch.arange(C)]
+        log_r_own = torch.diagonal(comp, 0, 0, 1).movedim(-1, 0) - lse
         surrogate = surrogate - (omega * r_own * log_r_own).sum((0, 1))
         # cross-component parts: plain score-function terms at fixed z
         comp_score = post.component_log_prob(z.detach())
-        cross = resp * (1.0 - torch.eye(C, device=lw.device))[:, :, None, None]
+        with torch.no_grad():
+            cross = resp.clone()
+            torch.diagonal(cross, 0, 0, 1).zero_()
         surrogate = surrogate - (omega.unsqueeze(0) * cross * comp_score).sum((0, 1, 2))
     return ObjectiveOutput(-surrogate.sum() / B, value, lw.detach())
 
