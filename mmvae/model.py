@@ -132,7 +132,9 @@ class MultimodalVAE(nn.Module):
         return next(self.parameters()).device
 
     def prior(self):
-        return standard_prior(self.family, self.latent_dim, device=self.device)
+        """The standard prior p(z), on the model's device and in its floating-point dtype."""
+        param = next(self.parameters())
+        return standard_prior(self.family, self.latent_dim, device=param.device, dtype=param.dtype)
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, x: Mapping[str, Tensor]) -> None:

@@ -103,3 +103,9 @@ def test_any_subset_of_modalities_can_be_encoded():
     assert post.n_components == 3 and post.subsets == [("a",), ("c",), ("a", "c")]
     out = model.generate(x, ["b"])
     assert out["b"].shape == (5, 3) and torch.isfinite(out["b"]).all()
+
+
+def test_float64_models_generate_from_the_prior():
+    model = build_model(ModelConfig([ModalityConfig("a", (3,)), ModalityConfig("b", (2,))])).double()
+    out = model.sample_prior(4)
+    assert out["a"].dtype == torch.float64 and out["a"].shape == (4, 3)
