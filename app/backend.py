@@ -1,7 +1,8 @@
 """The app's only door into the package's analyses.
 
-Every function calls ``mmvae`` (and ``mmvae.diagnostics`` where it exists) and reshapes the
-answer into a pandas DataFrame or a small dict for the figures; none of them does maths. When a
+Every function calls ``mmvae.diagnostics`` (or ``mmvae``) and reshapes the answer into a pandas
+DataFrame or a small dict for the figures; none of them does maths. ``mmvae.diagnostics`` (and
+scikit-learn / umap-learn behind it) is imported on first use, never at page load. When a
 diagnostics function is missing, :class:`Unavailable` says which one, and the page shows that.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 
 
 class Unavailable(RuntimeError):
-    """A diagnostics function this view needs is not in the installed mmvae (yet)."""
+    """A diagnostics function this view needs is not in the installed mmvae (yet), or the view
+    does not apply to this model or data."""
 
 
 def diagnostics_function(name: str):
@@ -40,220 +42,200 @@ def _subset(data, n: int):
     return data.subset(slice(0, min(int(n), data.n)))
 
 
-def modality_slices(data, index: int) -> dict[str, torch.Tensor]:
-    return {k: v[index : index + 1] for k, v in data.modalities.items()}
+def _labels(data) -> np.ndarray:
+    return _np(data.labels).astype(int) if data.labels is not None else np.full(data.n, -1)
+
+
+def fusion_name(fusion: str) -> str:
+    return {"poe": "PoE", "moe": "MoE", "mopoe": "MoPoE"}.get(fusion, fusion)
 
 
 # ------------------------------------------------------------------------------ embeddings
-@torch.no_grad()
-def latent_embedding(model, data, method: str = "auto", fusion: str | None = None, n: int = 600) -> pd.DataFrame:
-    """Posterior means of the joint and of each single modality, in 2-D.
+def resolve_method(method: str, latent_dim: int) -> str:
+    """The app's "auto": the latent itself when D = 2, else PCA (instant). UMAP only when asked
+    for, since its first import compiles with numba for about 15 s."""
+    if method == "auto":
+        return "raw" if latent_dim <= 2 else "pca"
+    if method == "raw" and latent_dim > 2:
+        raise Unavailable(f"'raw' shows a 2-D latent; this model has {latent_dim} dimensions: choose PCA or UMAP")
+    return method
 
-    Columns: x, y, index, label, encoded (which modalities were encoded)."""
-    data = _subset(data, n).to(model.device)
-    try:
-        fn = diagnostics_function("latent_embedding")
-    except Unavailable:
-        fn = None
-    if fn is not None:
-        try:
-            return _embedding_frame(fn(model, data, method=method), data)
-        except Exception:  # noqa: BLE001 - diagnostics API still settling: use the package-only view
-            if model.latent_dim != 2 or method in ("pca", "umap"):
-                raise
-    if model.latent_dim != 2 or method in ("pca", "umap"):
-        raise Unavailable("`mmvae.diagnostics.latent_embedding` is needed for PCA / UMAP views of a "
-                          f"{model.latent_dim}-D latent, and it is not in this mmvae yet")
+
+def latent_means(model, data, fusion: str | None = None, n: int = 400) -> dict:
+    """Posterior means of the first ``n`` points: joint and each modality alone
+    (``mmvae.diagnostics.latent_means``), with their labels."""
+    data = _subset(data, n)
+    means = diagnostics_function("latent_means")(model, data, fusion)
+    return {"means": means, "labels": _labels(data), "fusion": fusion or model.fusion}
+
+
+def embed(means: dict, method: str, seed: int = 0) -> pd.DataFrame:
+    """2-D coordinates of :func:`latent_means` (``mmvae.diagnostics.embed_2d``, one shared
+    projection). Columns: x, y, index, label, encoded; ``attrs['method']`` the method used."""
+    result = diagnostics_function("embed_2d")(means["means"], method=method, seed=seed)
     frames = []
-    labels = _np(data.labels) if data.labels is not None else np.full(data.n, -1)
-    groups = [("all modalities", dict(data.modalities))] + [(m, {m: data.modalities[m]}) for m in model.names]
-    for what, x in groups:
-        mean = _np(model.posterior(x, fusion).mean)
-        frames.append(pd.DataFrame({"x": mean[:, 0], "y": mean[:, 1], "index": np.arange(data.n),
-                                    "label": labels, "encoded": what}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _embedding_frame(result: Any, data) -> pd.DataFrame:
-    if isinstance(result, pd.DataFrame):
-        df = result.copy()
-    elif isinstance(result, dict) and ("coords" in result or "embedding" in result):
-        coords = _np(result.get("coords", result.get("embedding")))
-        df = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
-        for k in ("index", "label", "labels", "encoded", "modality", "source"):
-            if k in result:
-                df[k] = _np(result[k]) if not isinstance(result[k], list) else result[k]
-    else:
-        coords = _np(result)
-        df = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
-    df = df.rename(columns={"labels": "label", "modality": "encoded", "source": "encoded", 0: "x", 1: "y"})
-    if "index" not in df:
-        df["index"] = np.arange(len(df)) % max(data.n, 1)
-    if "label" not in df:
-        labels = _np(data.labels) if data.labels is not None else np.full(data.n, -1)
-        df["label"] = labels[df["index"].to_numpy().astype(int)]
-    if "encoded" not in df:
-        df["encoded"] = "all modalities"
+    for name, xy in result["coords"].items():
+        what = f"all modalities ({fusion_name(means['fusion'])})" if name == "joint" else f"{name} only"
+        frames.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "index": np.arange(len(xy)),
+                                    "label": means["labels"][: len(xy)], "encoded": what}))
+    df = pd.concat(frames, ignore_index=True)
+    df.attrs["method"] = result["method"]
     return df
+
+
+def import_umap() -> bool:
+    """Import umap-learn (its first import compiles with numba: call it behind a spinner)."""
+    try:
+        importlib.import_module("umap")
+    except ImportError:
+        raise Unavailable("UMAP needs the umap-learn package (pip install umap-learn); PCA works without it") from None
+    return True
+
+
+def latent_embedding(model, data, method: str = "auto", fusion: str | None = None, n: int = 400) -> pd.DataFrame:
+    """:func:`latent_means` then :func:`embed` (``auto`` = raw for D = 2, else PCA)."""
+    return embed(latent_means(model, data, fusion, n), resolve_method(method, model.latent_dim))
 
 
 # ------------------------------------------------------------------------------ posteriors
-@torch.no_grad()
-def posterior_ellipses(model, x: dict[str, torch.Tensor], fusion: str) -> list[dict]:
-    """Gaussian posteriors of one data point: each unimodal one, and each component of the fused
-    one. Items: name, role (unimodal / fused), mean (2,), std (2,) (diagonal) in latent dims 0, 1."""
+def posterior_overlap(model, data, point: int, fusion: str, n_mc: int = 200, projection: str = "pca") -> dict:
+    """``mmvae.diagnostics.posterior_overlap`` of one data point (index into ``data``) with one
+    fusion rule: unimodal and fused posteriors, their 2-D view and the overlap figures."""
+    if model.latent_dim < 2:
+        raise Unavailable("a 1-D latent has no 2-D view")
+    fn = diagnostics_function("posterior_overlap")
+    return fn(model, data, points=[int(point)], fusions=[fusion], n_mc=int(n_mc), projection=projection, seed=0)
+
+
+def overlap_ellipses(result: dict) -> list[dict]:
+    """One item per Gaussian to draw in the diagnostics' 2-D view: each unimodal posterior and
+    each component of the fused one. Items: name, role, mean (2,), cov (2, 2), weight."""
     out = []
-    experts = model.posterior  # unimodal posterior = the model's posterior of that modality alone
-    for m in model.names:
-        p = experts({m: x[m]}, "poe")
-        out.append({"name": f"q(z | {m})", "role": "unimodal", "mean": _np(p.loc[0, 0]),
-                    "std": _np(p.log_scale[0, 0].exp())})
-    fused = model.posterior(x, fusion)
-    for c in range(fused.n_components):
-        label = "+".join(fused.subsets[c])
-        name = f"fused {fusion.upper()}" if fused.n_components == 1 else f"{fusion.upper()} part {label}"
-        out.append({"name": name, "role": "fused", "mean": _np(fused.loc[c, 0]),
-                    "std": _np(fused.log_scale[c, 0].exp()), "weight": 1.0 / fused.n_components})
+    for key, p in result["posteriors"].items():
+        loc2d, cov2d = np.asarray(p["loc2d"])[0], np.asarray(p["cov2d"])[0]  # (C, 2), (C, 2, 2)
+        C = loc2d.shape[0]
+        if p["kind"] == "unimodal":
+            for c in range(C):
+                name = f"q(z | {key})" + (f" part {c + 1}" if C > 1 else "")
+                out.append({"name": name, "role": "unimodal", "mean": loc2d[c], "cov": cov2d[c], "weight": 1.0 / C})
+            continue
+        for c in range(C):
+            subset = "+".join(p["subsets"][c]) if c < len(p["subsets"]) else str(c)
+            name = f"fused {fusion_name(key)}" if C == 1 else f"{fusion_name(key)} part q(z | {subset})"
+            out.append({"name": name, "role": "fused", "mean": loc2d[c], "cov": cov2d[c], "weight": 1.0 / C})
     return out
 
 
-def posterior_overlap(model, x: dict[str, torch.Tensor], fusions: Sequence[str]) -> pd.DataFrame:
-    """Overlap measures from ``mmvae.diagnostics.posterior_overlap`` as a long table
-    (measure, pair, value)."""
-    fn = diagnostics_function("posterior_overlap")
-    result = fn(model, x, fusions=list(fusions))
-    return _long_table(result, ("measure", "pair", "value"))
-
-
-def _long_table(result: Any, columns: tuple[str, ...]) -> pd.DataFrame:
-    if isinstance(result, pd.DataFrame):
-        return result
-    if isinstance(result, list):
-        return pd.DataFrame(result)
-    if isinstance(result, dict):
-        rows = []
-        for k, v in result.items():
-            if isinstance(v, dict):
-                for k2, v2 in v.items():
-                    if np.ndim(_np(v2)) == 0:
-                        rows.append({columns[0]: k, columns[1]: k2, columns[2]: float(_np(v2))})
-            elif np.ndim(_np(v)) == 0:
-                rows.append({columns[0]: k, columns[1]: "", columns[2]: float(_np(v))})
-        return pd.DataFrame(rows, columns=list(columns))
-    raise TypeError(f"unexpected result of type {type(result).__name__}")
+def overlap_table(result: dict) -> pd.DataFrame:
+    """The overlap figures as a long table: panel, item, series, value, stderr (all nats but the
+    Bhattacharyya coefficient). NaN values (e.g. BC of Laplace latents) are left out."""
+    rows = []
+    for pair in result["pairs"]:
+        item = f"{pair['a']} vs {pair['b']}"
+        rows.append({"panel": "bhattacharyya", "item": item, "series": "Bhattacharyya coefficient",
+                     "value": _np(pair["bhattacharyya"])[0], "stderr": 0.0})
+        rows.append({"panel": "symmetric_kl", "item": item, "series": "symmetric KL",
+                     "value": _np(pair["symmetric_kl"])[0], "stderr": _np(pair["symmetric_kl_stderr"])[0]})
+    for r in result["fused_vs_unimodal"]:
+        rows.append({"panel": "fused_kl", "item": f"{fusion_name(r['fused'])} || {r['unimodal']}",
+                     "series": f"KL ({r['method']})", "value": _np(r["kl"])[0], "stderr": _np(r["stderr"])[0]})
+    for key, p in result["posteriors"].items():
+        item = key if p["kind"] == "unimodal" else fusion_name(key)
+        rows.append({"panel": "prior", "item": item, "series": "KL(q || prior)", "value": _np(p["kl_prior"])[0],
+                     "stderr": _np(p["kl_prior_stderr"])[0]})
+        rows.append({"panel": "prior", "item": item, "series": "log volume ratio",
+                     "value": _np(p["log_volume_ratio"])[0], "stderr": 0.0})
+    df = pd.DataFrame(rows, columns=["panel", "item", "series", "value", "stderr"])
+    df["value"] = df["value"].astype(float)
+    df["stderr"] = df["stderr"].astype(float)
+    return df[np.isfinite(df["value"])].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------ bounds
-def bound_gaps(model, data, Ks: Sequence[int], repeats: int = 3, exact_params=None, fusion=None,
-               n: int = 300) -> pd.DataFrame:
-    """ELBO and IWAE(K) vs K (mean and spread over repeats) and log p(x) where known.
-
-    Columns: K, bound, mean, std."""
-    data = _subset(data, n).to(model.device)
-    try:
-        fn = diagnostics_function("bound_gaps")
-    except Unavailable:
-        fn = None
-    if fn is not None:
-        try:
-            df = _gaps_frame(fn(model, data, Ks=list(Ks), repeats=repeats))
-            if not df.empty:
-                return df
-        except Exception:  # noqa: BLE001 - diagnostics API still settling: use bound_table below
-            pass
-    from mmvae.evaluation import bound_table
-
-    rows = []
-    for r in range(repeats):
-        torch.manual_seed(1000 + r)
-        for row in bound_table(model, data, Ks, fusion):
-            rows.append({"K": row["K"], "bound": "ELBO", "value": row["elbo"]})
-            rows.append({"K": row["K"], "bound": "IWAE(K)", "value": row["iwae"]})
-    df = pd.DataFrame(rows).groupby(["K", "bound"], as_index=False)["value"].agg(["mean", "std"]).reset_index()
-    if exact_params is not None:
-        from mmvae.data.toy import exact_log_likelihood
-
-        x64 = {k: v.double().cpu() for k, v in data.modalities.items()}
-        exact = float(exact_log_likelihood(exact_params, x64).mean())
-        df = pd.concat([df, pd.DataFrame([{"K": k, "bound": "exact log p(x)", "mean": exact, "std": 0.0}
-                                          for k in Ks])], ignore_index=True)
-    return df[["K", "bound", "mean", "std"]]
-
-
-def _gaps_frame(result: Any) -> pd.DataFrame:
-    if isinstance(result, pd.DataFrame):
-        return result
-    rows = result if isinstance(result, list) else result.get("rows", [])
+def bound_gaps(model, data, Ks: Sequence[int], repeats: int = 3, exact_params=None, fusion=None, n: int = 200,
+               n_samples: int | None = 500) -> tuple[pd.DataFrame, dict]:
+    """``mmvae.diagnostics.bound_gaps``: ELBO and IWAE(K) vs K (mean and std over repeats), the
+    importance-sampled log p(x) (``n_samples`` samples; std = its Monte Carlo standard error) and,
+    for the toy, the exact log p(x). Returns (long table K, bound, mean, std; the raw result)."""
+    data = _subset(data, n)
+    fn = diagnostics_function("bound_gaps")
+    exact = diagnostics_function("exact_log_likelihood_fn")(exact_params) if exact_params is not None else None
+    result = fn(model, data, Ks=list(Ks), repeats=int(repeats), fusion=fusion, n_samples=n_samples, exact=exact,
+                seed=0)
     out = []
-    for r in rows:
-        for key, name in (("elbo", "ELBO"), ("iwae", "IWAE(K)"), ("log_likelihood", "log p(x) estimate"),
-                          ("exact", "exact log p(x)")):
-            if key in r and r[key] is not None:
-                out.append({"K": r["K"], "bound": name, "mean": float(r[key]),
-                            "std": float(r.get(f"{key}_std", 0.0) or 0.0)})
-    return pd.DataFrame(out, columns=["K", "bound", "mean", "std"])
+    for r in result["rows"]:
+        out.append({"K": r["K"], "bound": "ELBO", "mean": r["elbo_mean"], "std": r["elbo_std"]})
+        out.append({"K": r["K"], "bound": "IWAE(K)", "mean": r["iwae_mean"], "std": r["iwae_std"]})
+    ll = result.get("log_likelihood")
+    if ll:
+        out += [{"K": r["K"], "bound": f"log p(x) estimate ({ll['n_samples']} samples)", "mean": ll["mean"],
+                 "std": ll["mc_stderr"]} for r in result["rows"]]
+    if result.get("exact") is not None:
+        out += [{"K": r["K"], "bound": "exact log p(x)", "mean": result["exact"], "std": 0.0} for r in result["rows"]]
+    return pd.DataFrame(out, columns=["K", "bound", "mean", "std"]), result
 
 
-def evaluate(model, data, K: int, fusion=None, n: int = 500) -> dict:
-    """Mean ELBO and IWAE(K) of the fused posterior on (up to n points of) ``data``."""
-    from mmvae.evaluation import bound_table
-
-    data = _subset(data, n).to(model.device)
-    torch.manual_seed(0)
-    return bound_table(model, data, [K], fusion)[0]
+def evaluate(model, data, K: int, fusion=None, n: int = 200) -> dict:
+    """Mean ELBO and IWAE(K) on (up to n points of) ``data`` (``mmvae.diagnostics.bound_gaps``,
+    one repeat, no log-likelihood estimate)."""
+    result = diagnostics_function("bound_gaps")(model, _subset(data, n), Ks=[int(K)], repeats=1, fusion=fusion,
+                                                n_samples=None, seed=0)
+    row = result["rows"][0]
+    return {"K": row["K"], "elbo": row["elbo_mean"], "iwae": row["iwae_mean"]}
 
 
 # ------------------------------------------------------------------------------ generation
-@torch.no_grad()
 def generate(model, data, given: Sequence[str], indices: Sequence[int], fusion: str | None = None) -> dict:
-    """Cross-modal generations for the data points ``indices``: targets are the modalities not
-    given (or all, when everything is given). Returns name -> array (len(indices), *shape)."""
+    """Cross-modal generations (``mmvae.diagnostics.generate``, decoder mean at the posterior mean)
+    for the data points ``indices``: targets are the modalities not given (or all, when everything
+    is given). Returns name -> array (len(indices), *shape)."""
     idx = torch.as_tensor(list(indices), dtype=torch.long)
-    x = {m: data.modalities[m][idx].to(model.device) for m in given}
+    x = {m: data.modalities[m][idx] for m in given}
     targets = [m for m in model.names if m not in given] or list(model.names)
-    out = model.generate(x, targets, fusion=fusion)
+    out = diagnostics_function("generate")(model, x, list(given), targets, fusion=fusion)
     return {k: _np(v) for k, v in out.items()}
 
 
-def coherence(model, data, given: Sequence[str], fusion: str | None = None, train=None) -> float:
-    """Mean share of generations (from ``given``) that a per-modality classifier assigns to the
-    input's class (``mmvae.diagnostics.coherence``); needs labels and the training split."""
-    fn = diagnostics_function("coherence")
-    classifiers_fn = diagnostics_function("modality_classifiers")
-    if data.labels is None or train is None:
+def coherence(model, data, given: Sequence[str], fusion: str | None = None, train=None, n: int = 200) -> dict | None:
+    """Share of generations from ``given`` that a per-modality classifier (trained on the real
+    training data) assigns to the input's class (``mmvae.diagnostics.coherence``), with the
+    classifiers' accuracy on real data and chance. None when nothing is left to generate."""
+    if data.labels is None or train is None or train.labels is None:
         raise Unavailable("coherence needs labelled data")
-    classifiers = classifiers_fn(train, model.names)
-    result = fn(model, data, classifiers, fusion=fusion, n_prior=0, subsets=[list(given)])
-    rows = [r for r in result.get("conditional", []) if sorted(r.get("given", [])) == sorted(given)]
+    targets = [m for m in model.names if m not in given]
+    if not targets:
+        return None
+    classifiers = diagnostics_function("modality_classifiers")(train, list(model.names))
+    result = diagnostics_function("coherence")(model, _subset(data, n), classifiers, fusion=fusion, n_prior=0,
+                                               subsets=[list(given)])
+    rows = [r for r in result["conditional"] if sorted(r["given"]) == sorted(given)]
     if not rows:
         raise Unavailable("mmvae.diagnostics.coherence returned no value for this subset")
-    return float(np.mean([r["coherence"] for r in rows]))
+    acc = result["classifier_accuracy"]
+    return {"per_target": {r["target"]: r["coherence"] for r in rows},
+            "mean": float(np.mean([r["coherence"] for r in rows])),
+            "accuracy": {t: acc[t] for t in targets if t in acc}, "chance": result["chance"]}
 
 
 def rock_physics_baseline(ai_physical: np.ndarray) -> np.ndarray:
-    """SI predicted from AI by a rock-physics relation (from ``mmvae.diagnostics``)."""
-    for name in ("rock_physics_si", "rock_physics_baseline", "si_from_ai"):
-        try:
-            return _np(diagnostics_function(name)(ai_physical))
-        except Unavailable:
-            continue
-    raise Unavailable("`mmvae.diagnostics.rock_physics_baseline` (SI from AI by a rock-physics relation) is "
-                      "needed for the baseline curve, and this mmvae does not have it yet")
+    """SI predicted from AI by Gardner and Castagna's relations (``mmvae.diagnostics.rock_physics_si``)."""
+    return _np(diagnostics_function("rock_physics_si")(ai_physical))
+
+
+def impedance_rmse(model, data, specs, fusion: str | None = None, n: int = 200) -> dict:
+    """RMSE of SI generated from AI against the truth, beside the rock-physics baseline
+    (``mmvae.diagnostics.impedance_si_rmse``)."""
+    return diagnostics_function("impedance_si_rmse")(model, _subset(data, n), specs, fusion=fusion)
 
 
 # ------------------------------------------------------------------------------ gradients
-def gradient_snr(model, batch: dict, Ks: Sequence[int], estimators: Sequence[str], fusion=None) -> pd.DataFrame:
-    """Signal-to-noise ratio of encoder and decoder gradients. Columns: K, estimator, part, snr."""
-    fn = diagnostics_function("gradient_snr")
-    result = fn(model, batch, Ks=list(Ks), estimators=list(estimators), fusion=fusion)
-    if isinstance(result, pd.DataFrame):
-        return result
-    rows = result if isinstance(result, list) else result.get("rows", result.get("table", []))
+def gradient_snr(model, batch: dict, Ks: Sequence[int], estimators: Sequence[str], fusion=None,
+                 repeats: int = 10) -> pd.DataFrame:
+    """Signal-to-noise ratio of encoder and decoder gradients (``mmvae.diagnostics.gradient_snr``,
+    mean over parameter elements). Columns: K, estimator, part, snr, ess, repeats."""
+    rows = diagnostics_function("gradient_snr")(model, batch, Ks=list(Ks), estimators=list(estimators),
+                                                fusion=fusion, repeats=max(2, int(repeats)))
     df = pd.DataFrame(rows)
-    df = df[[c for c in df.columns if not c.endswith("_median")]]
-    if "part" not in df and {"encoder_snr", "decoder_snr"} <= set(df.columns):
-        df = df.rename(columns={"encoder_snr": "encoder", "decoder_snr": "decoder"})
-    if "part" not in df and {"encoder", "decoder"} <= set(df.columns):
-        df = df.melt(id_vars=[c for c in df.columns if c not in ("encoder", "decoder")],
-                     value_vars=["encoder", "decoder"], var_name="part", value_name="snr")
-    return df
+    df = df.rename(columns={"encoder_snr": "encoder", "decoder_snr": "decoder"})
+    keep = [c for c in ("fusion", "estimator", "K", "ess", "repeats") if c in df]
+    return df.melt(id_vars=keep, value_vars=["encoder", "decoder"], var_name="part", value_name="snr")

@@ -1,29 +1,40 @@
 """Session state: the setup (dataset, fusion, estimator, K, ...), the active model, shipped
-checkpoints, per-session caches and the shareable URL (``st.query_params``).
+checkpoints, per-session caches, the analysis effort ("quick") and the shareable URL
+(``st.query_params``).
 
 Shipped checkpoints and datasets are read-only and cached globally (``st.cache_resource``).
 Every model a user trains lives in ``st.session_state`` only, so users of one workshop server
 never share or overwrite each other's models.
+
+Nothing heavy is imported at module level: ``torch`` and ``mmvae`` load on the first call that
+needs a model or a dataset, so the first page can draw the shipped model's saved training
+curves (read from the checkpoint's JSON header) while they load.
 """
 from __future__ import annotations
 
 import json
 import os
+import struct
+import sys
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any, Callable
 
 import streamlit as st
 
-import mmvae
-from mmvae.data import DATASETS, load_dataset
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = os.path.join(ROOT, "checkpoints")
 
 FUSIONS = ("poe", "moe", "mopoe")
 FUSION_NAMES = {"poe": "PoE (product)", "moe": "MoE (mixture)", "mopoe": "MoPoE (mixture of products)"}
-ESTIMATORS = tuple(mmvae.ESTIMATORS)
+
+def __getattr__(name: str):  # ``state.ESTIMATORS`` imports mmvae only when a control needs it
+    if name == "ESTIMATORS":
+        return tuple(_mmvae().ESTIMATORS)
+    raise AttributeError(name)
+
+
 ESTIMATOR_NAMES = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG (IWAE, low-noise gradients)",
                    "stl": "STL (sticking the landing)"}
 TRAIN_DATASETS = ("toy", "digits-halves", "digits-poly", "impedance", "wells")
@@ -38,6 +49,52 @@ DEFAULT_SETUP = {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10
                  "latent_dim": 2, "epochs": 20, "lesson": ""}
 DEFAULT_PRESET = "toy-poe"
 QUERY_KEYS = ("dataset", "fusion", "estimator", "K", "seed", "lesson")
+
+# Analysis effort. "quick" (the default, and what the tests use) keeps every page under about a
+# second on a CPU; "full" uses the diagnostics' publication settings.
+EFFORT = {
+    True: {"n_points": 200, "repeats": 3, "ll_samples": 500, "n_mc": 200, "snr_repeats": 10, "snr_batch": 32,
+           "emb_points": 400},
+    False: {"n_points": 1000, "repeats": 5, "ll_samples": 2000, "n_mc": 1000, "snr_repeats": 50, "snr_batch": 64,
+            "emb_points": 1000},
+}
+
+
+def quick() -> bool:
+    """Quick analyses (fewer samples and repeats): on unless MMVAE_APP_QUICK=0 or switched off."""
+    default = os.environ.get("MMVAE_APP_QUICK", "1").strip().lower() not in ("0", "false", "no", "off")
+    return bool(st.session_state.setdefault("quick", default))
+
+
+def effort() -> dict:
+    return dict(EFFORT[quick()])
+
+
+# --------------------------------------------------------------------------- lazy heavy imports
+_TORCH_READY = False
+FIRST_PAINT_S = float(os.environ.get("MMVAE_APP_FIRST_PAINT_S", "1.0"))
+
+
+def yield_to_browser() -> None:
+    """Once per server process, before the first heavy import: pause so the browser can fetch and
+    draw what the page sent so far. The server's web handlers share the GIL with the script, and
+    importing torch (about 2 s) would otherwise starve them: the first chart's plotly.js would
+    only arrive after the import."""
+    if "torch" not in sys.modules and FIRST_PAINT_S > 0:
+        time.sleep(FIRST_PAINT_S)
+
+
+def _mmvae():
+    """Import torch and mmvae on first use (about 2 s), with the app's thread setting."""
+    global _TORCH_READY
+    if not _TORCH_READY:
+        import torch
+
+        torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))  # leave a core for the server
+        _TORCH_READY = True
+    import mmvae
+
+    return mmvae
 
 
 # --------------------------------------------------------------------------- setup + URL
@@ -70,10 +127,11 @@ def validate_setup(raw: dict) -> tuple[dict, list[str]]:
         else:
             notes.append(f"Unknown fusion rule {raw['fusion']!r}; choose one of {', '.join(FUSIONS)}.")
     if raw.get("estimator") is not None:
-        if raw["estimator"] in ESTIMATORS:
+        estimators = __getattr__("ESTIMATORS")
+        if raw["estimator"] in estimators:
             setup["estimator"] = raw["estimator"]
         else:
-            notes.append(f"Unknown estimator {raw['estimator']!r}; choose one of {', '.join(ESTIMATORS)}.")
+            notes.append(f"Unknown estimator {raw['estimator']!r}; choose one of {', '.join(estimators)}.")
     for name, lo, hi in (("K", 1, MAX_K), ("seed", 0, MAX_SEED), ("latent_dim", 1, MAX_LATENT),
                          ("epochs", 1, MAX_EPOCHS)):
         if raw.get(name) is not None:
@@ -103,12 +161,17 @@ def init_session() -> None:
         apply_lesson(setup["lesson"], keep_url_setup=raw)
     else:
         ss["setup"] = setup
-        entry = shipped_entry(DEFAULT_PRESET)
-        set_active(entry)
+        set_active_shipped(DEFAULT_PRESET)
         # a link that names a fusion with a shipped toy model opens that model
         preset = f"{setup['dataset']}-{setup['fusion']}"
         if any(raw.get(k) for k in ("dataset", "fusion")) and preset in shipped_names():
-            set_active(shipped_entry(preset))
+            set_active_shipped(preset)
+    model = st.query_params.get("model")  # a link may name a shipped checkpoint: ?model=impedance-poe
+    if model:
+        if model in shipped_names():
+            set_active_shipped(model)
+        else:
+            notes.append(f"Unknown model {model!r}; shipped models: {', '.join(shipped_names())}.")
     push_widgets()
     _ = LESSONS
 
@@ -152,7 +215,7 @@ def apply_lesson(lesson_id: str, keep_url_setup: dict | None = None) -> None:
     if notes:
         st.session_state.setdefault("url_notes", []).extend(notes)
     if lesson.get("checkpoint") in shipped_names():
-        set_active(shipped_entry(lesson["checkpoint"]))
+        set_active_shipped(lesson["checkpoint"])
     push_widgets()
     sync_url()
 
@@ -172,9 +235,19 @@ def shipped_names() -> list[str]:
 
 
 @st.cache_resource(show_spinner=False)
-def _shipped_checkpoint(name: str) -> mmvae.Checkpoint:
+def _shipped_checkpoint(name: str):
     # read-only and shared by all sessions; nothing ever trains these in place
-    return mmvae.load_checkpoint(os.path.join(CHECKPOINTS, f"{name}.safetensors"), device=device())
+    return _mmvae().load_checkpoint(os.path.join(CHECKPOINTS, f"{name}.safetensors"), device=device())
+
+
+@st.cache_resource(show_spinner=False)
+def shipped_header(name: str) -> dict:
+    """The JSON records of a shipped checkpoint (history, train, data, extra) from the safetensors
+    header alone: no torch needed, so the first page draws the saved curves at once."""
+    with open(os.path.join(CHECKPOINTS, f"{name}.safetensors"), "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        meta = json.loads(f.read(length)).get("__metadata__") or {}
+    return {k: json.loads(meta.get(k) or "{}") for k in ("config", "data", "train", "history", "extra")}
 
 
 def shipped_entry(name: str) -> dict:
@@ -189,24 +262,45 @@ def trained_entry(model, data_info: dict, train_info: dict, history: dict, title
 
 
 def device():
-    return mmvae.resolve_device("auto")
+    return _mmvae().resolve_device("auto")
 
 
 # --------------------------------------------------------------------------- active model + data
 def set_active(entry: dict) -> None:
+    st.session_state.pop("active_shipped", None)
     st.session_state["active"] = entry
+
+
+def set_active_shipped(name: str) -> None:
+    """Make a shipped checkpoint the active model without loading it yet (see :func:`active`)."""
+    st.session_state.pop("active", None)
+    st.session_state["active_shipped"] = name
 
 
 def active() -> dict:
     ss = st.session_state
     if "active" not in ss:
-        set_active(shipped_entry(DEFAULT_PRESET))
+        ss["active"] = shipped_entry(ss.pop("active_shipped", None) or DEFAULT_PRESET)
     return ss["active"]
+
+
+def active_preview() -> dict:
+    """Title, train settings and history of the active model, without loading a shipped one."""
+    ss = st.session_state
+    if "active" in ss:
+        e = ss["active"]
+        return {"title": e["title"], "train": e.get("train", {}), "history": e.get("history", {})}
+    name = ss.get("active_shipped") or DEFAULT_PRESET
+    h = shipped_header(name)
+    return {"title": h["extra"].get("title", name), "train": h["train"], "history": h["history"]}
 
 
 @st.cache_resource(show_spinner=False)
 def _dataset(name: str, seed: int, options_json: str):
     # datasets are read-only in the app (never modified in place), so sharing them is safe
+    _mmvae()
+    from mmvae.data import load_dataset
+
     return load_dataset(name, seed=seed, **json.loads(options_json))
 
 
@@ -239,7 +333,29 @@ def memo(name: str, entry: dict | None, args: tuple, fn: Callable[[], Any]) -> A
 
 
 def dataset_info(name: str):
+    _mmvae()
+    from mmvae.data import DATASETS
+
     return DATASETS.get(name)
+
+
+def display_label_names(bundle) -> list[str] | None:
+    """Class names to show: the toy's quadrant labels ("+-" signs of z1, z2) are spelled out."""
+    names = list(bundle.label_names) if bundle.label_names else None
+    if names and all(n and set(n) <= {"+", "-"} for n in names):
+        return [f"quadrant {i} ({', '.join(n)})" for i, n in enumerate(names)]
+    return names
+
+
+def label_text(bundle, label) -> str:
+    """How to show one data point's class in a title: a name when there is one, else the integer."""
+    if label is None:
+        return ""
+    i = int(label)
+    names = display_label_names(bundle)
+    if names and 0 <= i < len(names):
+        return f"label {names[i]}" if names[i] == str(i) else names[i]
+    return f"label {i}"
 
 
 # --------------------------------------------------------------------------- training in the session
@@ -248,6 +364,7 @@ NETWORK = {"type": "mlp", "hidden": [64, 64]}  # small, fast networks for a shar
 
 def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None):
     """A fresh model and Trainer for setup ``s`` (session-only); returns (trainer, entry)."""
+    mmvae = _mmvae()
     fusion = fusion or s["fusion"]
     b = dataset(s["dataset"], s["seed"])
     scale = None if all(sp.likelihood in ("gaussian", "laplace") for sp in b.specs.values()) else 0.1
@@ -263,3 +380,9 @@ def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None
     history = trainer.history.to_dict()  # shares the live records list
     title = f"{s['dataset']} {fusion.upper()} {s['estimator'].upper()} K={s['K']} seed {s['seed']}"
     return trainer, trained_entry(model, data_info, tc.to_dict(), history, title)
+
+
+def memo_has(name: str, entry: dict | None, args: tuple) -> bool:
+    """Whether :func:`memo` already holds this result (e.g. to skip a progress bar)."""
+    cache = st.session_state.get("_memo") or {}
+    return (name, model_version(entry) if entry else None, args) in cache

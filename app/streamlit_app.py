@@ -9,10 +9,9 @@ if ROOT not in sys.path:  # a fresh clone works without installing the package
     sys.path.insert(0, ROOT)
 
 import streamlit as st  # noqa: E402
-import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))  # leave a core for the server and browsers
-
+# torch, mmvae and the diagnostics are imported lazily (app/state.py, app/backend.py): the first
+# page draws the shipped model's saved curves before they load.
 st.set_page_config(page_title="mmvae: multimodal VAEs", page_icon=":material/hub:", layout="wide")
 
 from app import state, widgets  # noqa: E402
@@ -44,4 +43,8 @@ with st.sidebar:
     st.markdown("#### Current model")
     st.caption(widgets.model_caption(entry))
     widgets.checkpoint_download(entry, key="sidebar-ckpt")
+    state.quick()  # sets the default of the toggle below
+    st.toggle("Quick analyses", key="quick",
+              help="Fewer samples, repeats and data points, so every page answers in about a second. Switch off "
+                   "for the diagnostics' full settings (slower, smaller error bars).")
     st.caption(f"Device: {state.device()}. Share this setup: copy the address bar.")

@@ -2,15 +2,15 @@
 and the checkpoint download."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import tempfile
 
-import pandas as pd
 import streamlit as st
 
-import mmvae
-from app import backend, state
+from app import state
 from app.state import ESTIMATOR_NAMES, FUSION_NAMES, MAX_EPOCHS, MAX_K, MAX_LATENT
 
 
@@ -18,14 +18,32 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "data"
 
 
-def chart(fig, df: pd.DataFrame | None, key: str, on_select: str | None = None, caption: str | None = None):
-    """An interactive plotly chart with a CSV download of its data underneath."""
+def _csv(data) -> bytes | None:
+    """CSV bytes of a DataFrame or of a list of row dicts (the latter without pandas)."""
+    if data is None:
+        return None
+    if isinstance(data, list):
+        if not data:
+            return None
+        fields = list(dict.fromkeys(k for row in data for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(data)
+        return buf.getvalue().encode()
+    return None if data.empty else data.to_csv(index=False).encode()
+
+
+def chart(fig, df, key: str, on_select: str | None = None, caption: str | None = None):
+    """An interactive plotly chart with a CSV download of its data (a DataFrame or a list of row
+    dicts) underneath."""
     kwargs = {"on_select": on_select, "selection_mode": ("points",)} if on_select else {}
     event = st.plotly_chart(fig, key=key, config={"displaylogo": False}, **kwargs)
     if caption:
         st.caption(caption)
-    if df is not None and not df.empty:
-        st.download_button("Download the data (CSV)", df.to_csv(index=False).encode(), file_name=f"{slug(key)}.csv",
+    data = _csv(df)
+    if data is not None:
+        st.download_button("Download the data (CSV)", data, file_name=f"{slug(key)}.csv",
                            mime="text/csv", key=f"{key}-csv", on_click="ignore", icon=":material/download:")
     return event
 
@@ -70,7 +88,10 @@ def model_picker(key: str = "picker") -> dict:
 
     def on_change() -> None:
         value = options[st.session_state[key]]
-        state.set_active(state.shipped_entry(value) if isinstance(value, str) else value)
+        if isinstance(value, str):
+            state.set_active_shipped(value)
+        else:
+            state.set_active(value)
 
     st.selectbox("Model to look at", labels, key=key, on_change=on_change,
                  help="Shipped checkpoints load instantly; models you train appear here too.")
@@ -89,6 +110,8 @@ def checkpoint_bytes(entry: dict) -> bytes:
         return _shipped_bytes(entry["name"])
 
     def build() -> bytes:
+        import mmvae
+
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.safetensors")
             mmvae.save_checkpoint(path, entry["model"], entry["data"], entry["train"], entry["history"],
@@ -183,6 +206,8 @@ def lesson_note() -> None:
 
 def safe(fn, *args, **kwargs):
     """Run an analysis; show a clear message instead of a traceback if it is unavailable."""
+    from app import backend
+
     try:
         return fn(*args, **kwargs)
     except backend.Unavailable as e:

@@ -67,13 +67,18 @@ def wait_for_charts(page, n: int = 1, timeout_ms: int = 60_000) -> None:
         f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}", timeout=timeout_ms)
 
 
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished the current run (no 'Running...' status widget)."""
-    page.wait_for_timeout(150)
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms)
+RUNNING_JS = ("(() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
+              " return !!w && (w.innerText.includes('Running') || w.innerText.includes('Stop')); })()")
+
+
+def wait_idle(page, timeout_ms: int = 60_000, start_ms: int = 600) -> None:
+    """Wait until Streamlit has finished the current run: first give a run just requested up to
+    ``start_ms`` to start (the status widget shows 'Running' / 'Stop'), then wait until it is gone."""
+    try:
+        page.wait_for_function(RUNNING_JS, timeout=start_ms)
+    except Exception:  # noqa: BLE001 - the run was over before we looked, or none was requested
+        pass
+    page.wait_for_function(f"!{RUNNING_JS}", timeout=timeout_ms)
 
 
 def goto_page(page, title: str) -> None:

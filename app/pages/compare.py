@@ -56,13 +56,16 @@ widgets.model_banner(entry)
 bundle = state.bundle_of(entry)
 test = bundle.test
 model = entry["model"]
+effort = state.effort()
 
 left, right = st.columns(2)
 with left:
-    df = widgets.safe(lambda: state.memo("embedding", entry, ("auto",),
-                                         lambda: backend.latent_embedding(model, test, "auto")))
+    df = widgets.safe(lambda: state.memo("embedding", entry, ("auto", effort["emb_points"]),
+                                         lambda: backend.latent_embedding(model, test, "auto",
+                                                                          n=effort["emb_points"])))
     if df is not None:
-        fig, d = figures.embedding(df, "label", bundle.label_names, title=f"Latent space ({fusion.upper()})")
+        fig, d = figures.embedding(df, "label", state.display_label_names(bundle),
+                                   title=f"Latent space ({fusion.upper()})", method=df.attrs.get("method", "raw"))
         widgets.chart(fig, d, key=f"cmp-embedding-{fusion}",
                       caption="Each dot is a test point's posterior mean, from all modalities and from each one alone.")
 with right:
@@ -70,7 +73,9 @@ with right:
         rows = []
         for f in ready:
             e = available[f]
-            r = state.memo("bounds", e, (10,), lambda e=e: backend.evaluate(e["model"], state.bundle_of(e).test, 10))
+            r = state.memo("bounds", e, (10, effort["n_points"]),
+                           lambda e=e: backend.evaluate(e["model"], state.bundle_of(e).test, 10,
+                                                        n=effort["n_points"]))
             rows += [{"fusion": f.upper(), "bound": "ELBO", "value": r["elbo"]},
                      {"fusion": f.upper(), "bound": "IWAE(10)", "value": r["iwae"]}]
         return pd.DataFrame(rows)
@@ -90,8 +95,8 @@ spec0 = bundle.specs[first]
 if gen is not None:
     st.markdown(f"##### Cross-modal generation: given `{first}`, generate {', '.join(f'`{o}`' for o in others)}")
     if spec0.kind == "image":
-        names = bundle.label_names or []
-        labels = [f"#{i} ({names[int(test.labels[i])]})" if test.labels is not None and names else f"#{i}" for i in idx]
+        labels = [f"#{i} ({state.label_text(bundle, test.labels[i])})" if test.labels is not None else f"#{i}"
+                  for i in idx]
         panels = [(f"given {first}", test.modalities[first][idx].numpy())]
         for o in others:
             panels += [(f"true {o}", test.modalities[o][idx].numpy()), (f"model {o}", gen[o])]
@@ -103,8 +108,11 @@ if gen is not None:
                   for w, v in (("truth", test.modalities[o][i].numpy().ravel()), ("model", gen[o][0].ravel()))]
         fig, d = figures.vectors(curves, f"Test point #{i}: given {first} ({fusion.upper()})")
         widgets.chart(fig, d, key=f"cmp-gen-{fusion}")
-coh = widgets.safe(lambda: state.memo("coherence", entry, (first,),
-                                      lambda: backend.coherence(model, test, [first], train=bundle.train)))
+coh = widgets.safe(lambda: state.memo("coherence", entry, ((first,), effort["n_points"]),
+                                      lambda: backend.coherence(model, test, [first], train=bundle.train,
+                                                                n=effort["n_points"])))
 if coh is not None:
-    st.metric(f"Coherence of generations from {first}", f"{coh:.2f}",
-              help="Share of generated samples a classifier assigns to the same class as the input.")
+    acc = ", ".join(f"{t} {a:.2f}" for t, a in coh["accuracy"].items())
+    st.metric(f"Coherence of generations from {first}", f"{coh['mean']:.2f}",
+              help="Share of generated samples a classifier assigns to the same class as the input; the "
+                   f"classifiers' accuracy on real test data: {acc}; chance {coh['chance']:.2f}.")

@@ -13,17 +13,46 @@ widgets.lesson_note()
 entry = widgets.model_picker(key="embeddings-picker")
 model = entry["model"]
 bundle = state.bundle_of(entry)
+effort = state.effort()
+D = model.latent_dim
 c = st.columns(3)
-methods = ["auto", "raw", "pca", "umap"]
+methods = ["auto", "raw", "pca", "umap"] if D == 2 else ["auto", "pca", "umap"]
+if st.session_state.get("emb_method") not in methods:
+    st.session_state["emb_method"] = "auto"
 method = c[0].radio("Projection", methods, horizontal=True, key="emb_method",
-                    help="raw: the latent itself (2-D models); PCA / UMAP for larger latents; auto picks.")
+                    format_func=lambda m: {"auto": f"auto ({'raw' if D == 2 else 'PCA'})", "raw": "raw z",
+                                           "pca": "PCA", "umap": "UMAP"}[m],
+                    help="raw: the latent itself (2-D models); PCA: the top-2 principal directions (instant); "
+                         "UMAP: a non-linear map (slow the first time: umap-learn compiles with numba).")
 colour = c[1].radio("Colour by", ["label", "modality encoded"], horizontal=True, key="emb_colour")
-n = c[2].slider("Test points", 100, min(1000, bundle.test.n), min(400, bundle.test.n), step=50, key="emb_n")
-df = widgets.safe(lambda: state.memo("embedding", entry, (method, n),
-                                     lambda: backend.latent_embedding(model, bundle.test, method, n=n)))
+n_max = min(1000, bundle.test.n)
+n = c[2].slider("Test points", min(100, n_max), n_max, min(effort["emb_points"], n_max), step=50, key="emb_n")
+used = backend.resolve_method(method, D)
+means = widgets.safe(lambda: state.memo("latent-means", entry, (n,), lambda: backend.latent_means(model, bundle.test,
+                                                                                                 n=n)))
+df = None
+if means is not None:
+    if used == "umap" and not state.memo_has("embedding-2d", entry, (n, used)):
+        # umap-learn is imported here, never at page load: the first import compiles with numba
+        progress = st.progress(0.05, text="UMAP 1/2: importing umap-learn (the first time it compiles with numba, "
+                                          "about 15 s)")
+        with st.spinner("Working...", show_time=True):
+            ok = widgets.safe(backend.import_umap)
+            if ok:
+                progress.progress(0.5, text=f"UMAP 2/2: fitting a 2-D map of {len(means['labels'])} x "
+                                            f"{len(means['means'])} posterior means")
+                df = widgets.safe(lambda: state.memo("embedding-2d", entry, (n, used),
+                                                     lambda: backend.embed(means, used)))
+        progress.empty()
+    else:
+        df = widgets.safe(lambda: state.memo("embedding-2d", entry, (n, used), lambda: backend.embed(means, used)))
 if df is not None:
-    fig, d = figures.embedding(df, "label" if colour == "label" else "encoded", bundle.label_names,
-                               title=f"Latent space ({method}): {entry['title']}")
-    widgets.chart(fig, d, key="embeddings-scatter")
-    if bundle.label_names:
-        st.caption("Labels: " + "; ".join(f"{i} = {n}" for i, n in enumerate(bundle.label_names)))
+    names = state.display_label_names(bundle)
+    fig, d = figures.embedding(df, "label" if colour == "label" else "encoded", names,
+                               title=f"Latent space ({df.attrs.get('method', used)}): {entry['title']}",
+                               method=df.attrs.get("method", used))
+    widgets.chart(fig, d, key="embeddings-scatter",
+                  caption="Colour: the class; symbol (see the legend title): which modalities were encoded, all "
+                          "together or one alone. One projection is fitted to all of them, so they share the axes.")
+    if names and any(n != str(i) for i, n in enumerate(names)):
+        st.caption("Labels: " + "; ".join(f"{i} = {n}" for i, n in enumerate(names)))

@@ -16,6 +16,7 @@ entry = widgets.model_picker(key="generation-picker")
 model = entry["model"]
 bundle = state.bundle_of(entry)
 test = bundle.test
+effort = state.effort()
 names = model.names
 c = st.columns([2, 2, 1])
 key = f"gen_given_{'-'.join(names)}"
@@ -34,8 +35,8 @@ gen = widgets.safe(lambda: state.memo("generate", entry, (tuple(given), tuple(id
                                       lambda: backend.generate(model, test, given, idx)))
 if gen is not None:
     if kind == "image":
-        lab = bundle.label_names or []
-        labels = [f"#{i} ({lab[int(test.labels[i])]})" if test.labels is not None and lab else f"#{i}" for i in idx]
+        labels = [f"#{i} ({state.label_text(bundle, test.labels[i])})" if test.labels is not None else f"#{i}"
+                  for i in idx]
         panels = [(f"given {g}", test.modalities[g][idx].numpy()) for g in given]
         for t in targets:
             panels += [(f"true {t}", test.modalities[t][idx].numpy()), (f"model {t}", gen[t])]
@@ -64,8 +65,8 @@ if gen is not None:
             except backend.Unavailable as e:
                 baseline_note = e
         label = ""
-        if test.labels is not None and bundle.label_names:
-            label = f" (mostly {bundle.label_names[int(test.labels[i])]})"
+        if test.labels is not None:
+            label = f" (mostly {state.label_text(bundle, test.labels[i])})"
         fig, d = figures.depth_logs(depth, curves, unit, depth_unit, f"Test log #{i}{label}: given {' + '.join(given)}")
         widgets.chart(fig, d, key="generation-logs")
         if baseline_note is not None:
@@ -74,10 +75,29 @@ if gen is not None:
         i = idx[0]
         panels = [{"modality": t, "what": w, "values": v} for t in targets
                   for w, v in (("truth", test.modalities[t][i].numpy().ravel()), ("model", gen[t][0].ravel()))]
-        fig, d = figures.vectors(panels, f"Test point #{i}: given {' + '.join(given)}")
+        label = f" ({state.label_text(bundle, test.labels[i])})" if test.labels is not None else ""
+        fig, d = figures.vectors(panels, f"Test point #{i}{label}: given {' + '.join(given)}")
         widgets.chart(fig, d, key="generation-vectors")
-coh = widgets.safe(lambda: state.memo("coherence", entry, tuple(given),
-                                      lambda: backend.coherence(model, test, given, train=bundle.train)))
+
+m = st.columns(3)
+coh = widgets.safe(lambda: state.memo("coherence", entry, (tuple(given), effort["n_points"]),
+                                      lambda: backend.coherence(model, test, given, train=bundle.train,
+                                                                n=effort["n_points"])))
 if coh is not None:
-    st.metric(f"Coherence given {' + '.join(given)}", f"{coh:.2f}",
-              help="How often the generated modalities keep the class of the input (1 = always).")
+    acc = ", ".join(f"{t} {a:.2f}" for t, a in coh["accuracy"].items())
+    m[0].metric(f"Coherence given {' + '.join(given)}", f"{coh['mean']:.2f}",
+                help="Share of generations that a classifier (logistic regression trained on the real data of "
+                     "that modality) assigns to the input's class: 1 = always. Read it against the classifier's "
+                     f"accuracy on real test data ({acc}) and chance ({coh['chance']:.2f}).")
+    m[1].caption(f"Per target: " + ", ".join(f"`{t}` {v:.2f}" for t, v in coh["per_target"].items())
+                 + f". Classifier accuracy on real data: {acc}; chance {coh['chance']:.2f}. "
+                 f"({min(effort['n_points'], test.n)} test points.)")
+if bundle.name in ("impedance", "wells") and set(given) == {"AI"} and "SI" in targets:
+    rmse = widgets.safe(lambda: state.memo("si-rmse", entry, (effort["n_points"],),
+                                           lambda: backend.impedance_rmse(model, test, bundle.specs,
+                                                                          n=effort["n_points"])))
+    if rmse is not None:
+        m[2].metric(f"RMSE of SI from AI ({rmse['unit']})", f"{rmse['rmse']:.3f}",
+                    delta=f"{rmse['ratio']:.2f} x the rock-physics error", delta_color="off",
+                    help=f"Rock-physics baseline ({rmse['baseline']}): RMSE {rmse['rmse_rock_physics']:.3f}. "
+                         "Lower is better.")

@@ -13,15 +13,22 @@ widgets.lesson_note()
 entry = widgets.model_picker(key="gradients-picker")
 model = entry["model"]
 bundle = state.bundle_of(entry)
-c = st.columns(3)
+effort = state.effort()
+c = st.columns(4)
 Ks = c[0].multiselect("K values", [1, 3, 10, 30, 100], default=[1, 3, 10, 30], key="grad_Ks")
 estimators = c[1].multiselect("Estimators", ["iwae", "dreg", "stl"], default=["iwae", "dreg", "stl"], key="grad_est")
-batch_n = c[2].slider("Data points in the batch", 8, 128, 32, step=8, key="grad_n")
+batch_n = c[2].slider("Data points in the batch", 8, 128, effort["snr_batch"], step=8, key="grad_n")
+repeats = c[3].slider("Gradient draws per K", 5, 100, effort["snr_repeats"], step=5, key="grad_repeats",
+                      help="The SNR is |mean| / std over this many independent gradient estimates.")
 Ks = sorted(int(k) for k in Ks) or [1]
-batch = {k: v[:batch_n].to(model.device) for k, v in bundle.train.modalities.items()}
-df = widgets.safe(lambda: state.memo("snr", entry, (tuple(Ks), tuple(estimators), batch_n),
-                                     lambda: backend.gradient_snr(model, batch, Ks, estimators)))
+estimators = list(estimators) or ["dreg"]
+batch = {k: v[:batch_n] for k, v in bundle.train.modalities.items()}
+df = widgets.safe(lambda: state.memo("snr", entry, (tuple(Ks), tuple(estimators), batch_n, repeats),
+                                     lambda: backend.gradient_snr(model, batch, Ks, estimators, repeats=repeats)))
 if df is not None and not df.empty:
     built = widgets.safe(figures.gradient_snr, df)
     if built is not None:
-        widgets.chart(*built, key="gradients-snr")
+        widgets.chart(*built, key="gradients-snr",
+                      caption=f"Mean SNR over the parameter elements of the encoders and of the decoders, from "
+                              f"{repeats} gradient draws on one batch of {batch_n} training points "
+                              f"({model.fusion.upper()} fusion).")

@@ -16,53 +16,64 @@ entry = widgets.model_picker(key="overlap-picker")
 model = entry["model"]
 bundle = state.bundle_of(entry)
 test = bundle.test
+effort = state.effort()
 if model.latent_dim < 2:
     st.warning("This model has a 1-D latent; the latent plane needs at least two dimensions.")
     st.stop()
-if model.latent_dim > 2:
-    st.caption(f"The model has {model.latent_dim} latent dimensions: the plane shows the first two.")
 
 c = st.columns([2, 2])
 with c[0]:
+    n_points = min(test.n, 600)
     ss.setdefault("overlap_point", 0)
-    if ss["overlap_point"] >= test.n:
+    if ss["overlap_point"] >= n_points:
         ss["overlap_point"] = 0
-    point = st.slider("Test data point", 0, min(test.n, 600) - 1, key="overlap_point",
-                      help="Or click a dot in the latent space below.")
+    point = st.slider("Test data point", 0, n_points - 1, key="overlap_point",
+                      help="Or click a dot in the latent space on the right.")
 with c[1]:
-    ss.setdefault("overlap_fusion", model.fusion)
+    if ss.get("overlap_fusion") not in FUSIONS:
+        ss["overlap_fusion"] = model.fusion
     fusion = st.segmented_control("Fusion rule to draw", FUSIONS, format_func=FUSION_NAMES.get,
                                   key="overlap_fusion", required=True) or model.fusion
     if fusion != model.fusion:
         st.caption(f"This model was trained with {model.fusion.upper()}; drawing its experts fused with "
                    f"{fusion.upper()}.")
-label = ""
-if test.labels is not None:
-    li = int(test.labels[point])
-    label = bundle.label_names[li] if bundle.label_names and li < len(bundle.label_names) else str(li)
-x = backend.modality_slices(test, point)
-x = {k: v.to(model.device) for k, v in x.items()}
+label = state.label_text(bundle, test.labels[point]) if test.labels is not None else ""
+result = widgets.safe(lambda: state.memo("overlap", entry, (point, fusion, effort["n_mc"]),
+                                         lambda: backend.posterior_overlap(model, test, point, fusion,
+                                                                           effort["n_mc"])))
 
 left, right = st.columns([3, 2])
 with left:
-    items = widgets.safe(lambda: backend.posterior_ellipses(model, x, fusion))
-    if items is not None:
-        fig, d = figures.posterior_ellipses(items, f"Point #{point}" + (f" (label {label})" if label else ""))
-        widgets.chart(fig, d, key="overlap-ellipses")
+    if result is not None:
+        method = result["projection"]["method"]
+        axes = ("z1", "z2") if method == "identity" else (("PC 1", "PC 2") if method == "pca" else ("z1", "z2"))
+        built = widgets.safe(lambda: figures.posterior_ellipses(backend.overlap_ellipses(result),
+                                                                f"Point #{point}" + (f" ({label})" if label else ""),
+                                                                axes))
+        if built is not None:
+            widgets.chart(*built, key="overlap-ellipses")
+        table = widgets.safe(backend.overlap_table, result)
+        if table is not None:
+            kept = table[(table["panel"] == "prior") & (table["series"] == "KL(q || prior)") & (table["value"] < 0.01)]
+            if not kept.empty:
+                st.caption(f"Posteriors {', '.join(kept['item'])}: KL to the prior below 0.01 nats, so the ellipse is the "
+                           "prior's (hidden under it). The model ignores what that encoder sees for this point "
+                           "(posterior collapse).")
+        if model.latent_dim > 2:
+            st.caption(f"The model has {model.latent_dim} latent dimensions: the plane is the "
+                       + ("top-2 principal directions of the posterior means shown" if method == "pca"
+                          else "first two latent axes")
+                       + " (an orthonormal projection, so the prior is still the unit circle).")
 with right:
-    odf = widgets.safe(lambda: state.memo("overlap", entry, (point, fusion),
-                                          lambda: backend.posterior_overlap(model, x, [fusion])))
-    if odf is not None and not odf.empty:
-        fig, d = figures.overlap_bars(odf)
-        widgets.chart(fig, d, key="overlap-bars",
-                      caption="Bhattacharyya distance, symmetric KL and KL(fused || unimodal): 0 means identical.")
-    emb = widgets.safe(lambda: state.memo("embedding", entry, ("auto",),
-                                          lambda: backend.latent_embedding(model, test, "auto")))
+    emb = widgets.safe(lambda: state.memo("embedding", entry, ("auto", effort["emb_points"]),
+                                          lambda: backend.latent_embedding(model, test, "auto",
+                                                                           n=effort["emb_points"])))
     if emb is not None:
+        method = emb.attrs.get("method", "raw")
         emb = emb[emb["encoded"] == emb["encoded"].iloc[0]]
-        fig, d = figures.embedding(emb, "label", bundle.label_names, title="Pick a point (click a dot)",
-                                   highlight=point)
-        fig.update_layout(height=380, showlegend=False)
+        fig, d = figures.embedding(emb, "label", state.display_label_names(bundle), title="Pick a point (click a dot)",
+                                   highlight=point, method=method)
+        fig.update_layout(height=420, showlegend=False)
         event = widgets.chart(fig, d, key="overlap-embedding", on_select="rerun")
         try:
             pts = event.selection.points if event is not None else []
@@ -71,6 +82,17 @@ with right:
         if pts:
             cd = pts[0].get("customdata")
             new = int(cd[0] if isinstance(cd, (list, tuple)) else cd) if cd is not None else None
-            if new is not None and new != point and new < test.n:
+            if new is not None and new != point and new < n_points:
                 ss["overlap_point"] = new
                 st.rerun()
+
+if result is not None:
+    if table is not None and not table.empty:
+        built = widgets.safe(figures.overlap_panels, table)
+        if built is not None:
+            widgets.chart(*built, key="overlap-bars",
+                          caption="Bhattacharyya coefficient: 1 = the two unimodal posteriors are identical, 0 = "
+                                  "they do not overlap. KL divergences in nats (0 = identical; error bars: Monte "
+                                  "Carlo standard error for mixtures). KL(q || prior): what the posterior has "
+                                  "learnt beyond the prior; log volume ratio: log of the posterior's spread "
+                                  "relative to the prior's (0 = keeps all of it, negative = sharper).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from app import figures, state, widgets
 
@@ -15,10 +16,23 @@ st.markdown("Choose the data, how the modalities' posteriors are **fused** and w
             "the model, then press **Play**. The curves show the evidence lower bound (ELBO) and the tighter "
             "IWAE(K) bound on training and validation data: higher is better.")
 widgets.lesson_note()
-setup = widgets.setup_controls()
-bundle = state.dataset(setup["dataset"], setup["seed"])
-n_max = bundle.train.n
-cols = st.columns([1, 3])
+controls = st.container()
+panel = st.container()
+if ss.get("trainer") is None:
+    # First the saved curves of the current model, read from the checkpoint's JSON header: no torch
+    # yet, so they appear while the controls below import the package and load the data.
+    preview = state.active_preview()
+    st.info("Showing the curves saved with the current model (no training needed). Press **Play** to train "
+            "your own model with the settings above.", icon=":material/info:")
+    fig, rows = figures.training_curves(preview["history"].get("records", []),
+                                        preview["train"].get("eval_K") or preview["train"].get("K", 1))
+    widgets.chart(fig, rows, key="curves-shipped")
+    state.yield_to_browser()
+with controls:
+    setup = widgets.setup_controls()
+    bundle = state.dataset(setup["dataset"], setup["seed"])
+    n_max = bundle.train.n
+    cols = st.columns([1, 3])
 with cols[0]:
     ss.setdefault("w_n_train", n_max)
     if ss["w_n_train"] > n_max:
@@ -52,6 +66,16 @@ def run_epochs(budget_s: float, target: int) -> None:
             break
 
 
+def continue_playing() -> None:
+    """Rerun the panel for the next epochs: only the fragment when this is a fragment run, else
+    (e.g. right after Play made a new model, or a control changed while playing) the whole page,
+    since Streamlit refuses a fragment-scoped rerun during a full run."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
+
+
 @st.fragment
 def training_panel() -> None:
     epochs = state.setup()["epochs"]
@@ -63,27 +87,26 @@ def training_panel() -> None:
     if reset:
         ss.pop("trainer", None)
         ss["playing"] = False
+        st.rerun()  # the whole page: the saved curves come back
     if pause:
         ss["playing"] = False
+    created = False
     if (play or step) and (ss.get("trainer") is None or ss.get("trainer_setup") != WANTED):
         new_trainer()
+        created = True
     if play:
         ss["playing"] = True
     tr = ss.get("trainer")
     if step and tr is not None:
         ss["playing"] = False
         run_epochs(0.0, tr.epoch + 1)
+    if created:
+        st.rerun()  # the whole page: live curves replace the saved ones, the sidebar shows the new model
     if tr is not None and ss.get("trainer_setup") != WANTED:
         st.info("The settings changed since this model started training: press Play or Step to start a new "
                 "model with the new settings (or Reset).", icon=":material/info:")
     if tr is None:
-        entry = state.active()
-        st.info("Showing the curves saved with the current model (no training needed). Press **Play** to train "
-                "your own model with the settings above.", icon=":material/info:")
-        records = entry.get("history", {}).get("records", [])
-        fig, df = figures.training_curves(records, entry.get("train", {}).get("eval_K") or entry["train"].get("K", 1))
-        widgets.chart(fig, df, key="curves-shipped")
-        return
+        return  # the saved curves of the current model are drawn below (outside this fragment)
     playing = bool(ss.get("playing")) and tr.epoch < epochs and not tr.history.stopped
     if playing:
         run_epochs(SECONDS_PER_RERUN, epochs)
@@ -103,12 +126,13 @@ def training_panel() -> None:
     fig, df = figures.training_curves(records, tr.config.K)
     widgets.chart(fig, df, key="curves-live")
     if playing and not done and not tr.history.stopped:
-        st.rerun(scope="fragment")
+        continue_playing()
     if done or tr.history.stopped:
         ss["playing"] = False
 
 
-training_panel()
+with panel:
+    training_panel()
 st.divider()
 entry = state.active()
 st.markdown("##### The current model")
