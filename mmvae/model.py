@@ -108,7 +108,8 @@ class MultimodalVAE(nn.Module):
             elif m.network.get("type") == "custom":
                 raise ValueError(f"modality {m.name!r} uses a custom network: pass its encoder and decoder modules")
             else:
-                enc[m.name], dec[m.name] = build_networks(m.network, m.shape, config.latent_dim)
+                enc[m.name], dec[m.name] = build_networks(m.network, m.shape, config.latent_dim,
+                                                          prior_product=config.latent == "gaussian")
             lik[m.name] = Likelihood(m.likelihood, len(m.shape), m.likelihood_scale, m.weight)
         self.encoders = nn.ModuleDict(enc)
         self.decoders = nn.ModuleDict(dec)

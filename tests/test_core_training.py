@@ -92,3 +92,33 @@ def test_bad_training_options_are_rejected():
         TrainConfig(lr=-1.0)
     with pytest.raises(ValueError, match="no CUDA GPU|unknown device"):
         TrainConfig(device="cuda:0") and Trainer(_model("poe"), *small_multimodal_data(50), device="tpu")
+
+
+def test_built_in_encoders_parameterise_the_unimodal_posterior():
+    """prior x expert = N(a, sigmoid(b)) exactly, for the network outputs (a, b)."""
+    from mmvae.fusion import product_of_experts
+    from mmvae.networks import expert_output
+
+    h = torch.randn(5, 4, dtype=torch.float64) * 3
+    loc, log_scale = expert_output(h, 2, prior_product=True)
+    f_loc, f_ls = product_of_experts(loc[None], log_scale[None], torch.tensor([[True]]))
+    torch.testing.assert_close(f_loc[0], h[:, :2])
+    torch.testing.assert_close((2 * f_ls[0]).exp(), torch.sigmoid(h[:, 2:]))
+
+
+def test_elbo_training_does_not_collapse_the_latent_on_digits():
+    """With the expert parameterised directly, ELBO training on digit halves collapsed every
+    unimodal posterior onto the prior (KL 0.00 nats); both modalities must stay informative."""
+    from mmvae import config_for_specs
+    from mmvae.data import load_dataset
+
+    data = load_dataset("digits-halves")
+    model = build_model(config_for_specs(data.specs, latent_dim=2, fusion="poe",
+                                         network={"type": "mlp", "hidden": [64, 64]}))
+    fit(model, data.train, None, estimator="elbo", K=1, epochs=40, device="cpu")
+    x = data.test.modalities
+    for name in model.names:
+        post = model.posterior({name: x[name]})
+        var, mu = (2 * post.log_scale[0]).exp(), post.loc[0]
+        kl = float((0.5 * (var + mu**2 - 1 - var.log())).sum(-1).mean().detach())
+        assert kl > 0.3, (name, kl)
