@@ -115,13 +115,15 @@ def load_checkpoint(
     try:
         records = {k: json.loads(metadata.get(k, "{}")) for k in ("config", "data", "train", "history", "extra")}
         config = ModelConfig.from_dict(records["config"])
-    except (ValueError, TypeError, KeyError) as e:
+        model = MultimodalVAE(config, encoders=encoders, decoders=decoders)
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{os.fspath(path)}: the checkpoint's configuration is invalid ({e})") from None
-    model = MultimodalVAE(config, encoders=encoders, decoders=decoders)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{os.fspath(path)}: the weights do not fit the saved configuration "
                               f"({str(e).splitlines()[0]})") from None
-    model.to(device).eval()
+    from .training import resolve_device
+
+    model.to(resolve_device(device)).eval()
     return Checkpoint(model, records["data"], records["train"], records["history"], records["extra"])

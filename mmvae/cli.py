@@ -51,6 +51,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32 - 1, got {text!r}") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32 - 1, got {text!r}")
+    return v
+
+
 def _scale(text: str) -> float | None:
     if text == "learned":
         return None
@@ -100,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=128, help="minibatch size (default: 128)")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     t.add_argument("--eval-K", type=_positive_int, default=None, help="K of the recorded IWAE(K) curves (default: K)")
-    t.add_argument("--seed", type=int, default=0, help="seed for data, initial weights and sampling (default: 0)")
+    t.add_argument("--seed", type=_seed, default=0, help="seed for data, initial weights and sampling (default: 0)")
     t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -111,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("train", "val", "test"), default="test", help="data split (default: test)")
     e.add_argument("--fusion", choices=FUSIONS, default=None, help="evaluate with another fusion rule (default: the model's)")
     e.add_argument("--data", default=None, help="evaluate on other data with the same modalities (default: the checkpoint's dataset)")
-    e.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
+    e.add_argument("--seed", type=_seed, default=0, help="seed for sampling (default: 0)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     e.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     e.add_argument("--parts", default=None,

@@ -157,6 +157,14 @@ class MultimodalVAE(nn.Module):
             batch = v.shape[0]
             if not torch.isfinite(v).all():
                 raise ValueError(f"modality {name!r} contains NaN or inf values")
+            dtype = next(self.parameters()).dtype
+            if v.dtype != dtype:
+                raise ValueError(f"modality {name!r} is {v.dtype} but the model is {dtype}: convert the data "
+                                 f"(e.g. x.to({dtype}))")
+            if self.specs[name].likelihood in ("bernoulli", "continuous_bernoulli") and v.numel() and (
+                    v.min() < 0 or v.max() > 1):
+                raise ValueError(f"modality {name!r} has values outside [0, 1] ({float(v.min()):g} to "
+                                 f"{float(v.max()):g}), which its {self.specs[name].likelihood} likelihood cannot model")
 
     # ------------------------------------------------------------------ inference
     def encode(self, x: Mapping[str, Tensor], validate: bool = True) -> Experts:

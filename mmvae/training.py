@@ -157,14 +157,15 @@ class Trainer:
             raise ValueError("give either a TrainConfig or keyword options, not both")
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
-        model.check_inputs(train.modalities)
+        dtype = next(model.parameters()).dtype  # data follow the model's floating-point dtype
+        self.train = train.to(self.device, dtype)
+        self.val = val.to(self.device, dtype) if val is not None else None
+        model.check_inputs(self.train.modalities)
         missing = set(model.names) - set(train.modalities)
         if missing:
             raise ValueError(f"the training data lacks modalities {sorted(missing)} that the model has")
-        if val is not None:
-            model.check_inputs(val.modalities)
-        self.train = train.to(self.device)
-        self.val = val.to(self.device) if val is not None else None
+        if self.val is not None:
+            model.check_inputs(self.val.modalities)
         self.callback = callback
         torch.manual_seed(self.config.seed)
         self.generator = torch.Generator().manual_seed(self.config.seed)

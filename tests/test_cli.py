@@ -77,3 +77,15 @@ def test_help_documents_every_option():
     for option in ("--data", "--fusion", "--estimator", "--K", "--bound", "--latent-dim", "--latent", "--network",
                    "--likelihood", "--epochs", "--batch-size", "--lr", "--seed", "--device", "--out"):
         assert option in proc.stdout
+
+
+def test_bad_seed_and_bad_data_options_give_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mmvae", "train", "--out", "x.safetensors", "--seed", "-3"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "--seed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    path = tmp_path / "d.npz"
+    np.savez(path, a=np.arange(30.0).reshape(10, 3), b=np.ones((10, 2)))
+    for option, message in (("fractions=0.5", "option fractions"), ("likelihood=bernoulli", "outside [0, 1]")):
+        proc = subprocess.run([sys.executable, "-m", "mmvae", "train", "--out", "x.safetensors", "--data", str(path),
+                               "--data-option", option], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

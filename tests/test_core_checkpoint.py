@@ -93,3 +93,22 @@ def test_foreign_and_mismatched_files(trained, tmp_path):
     save_file({"w": torch.zeros(3)}, mismatched, metadata=meta)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(mismatched)
+
+
+def test_invalid_saved_configuration_is_a_checkpoint_error(trained, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    _, path, _ = trained
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    config = json.loads(meta["config"])
+    config["modalities"][0]["network"]["hidden"] = [-5]
+    meta["config"] = json.dumps(config)
+    bad = tmp_path / "bad-config.safetensors"
+    save_file(tensors, bad, metadata=meta)
+    with pytest.raises(CheckpointError, match="configuration is invalid"):
+        load_checkpoint(bad)
+    assert load_checkpoint(path, device="auto").model is not None

@@ -122,3 +122,20 @@ def test_elbo_training_does_not_collapse_the_latent_on_digits():
         var, mu = (2 * post.log_scale[0]).exp(), post.loc[0]
         kl = float((0.5 * (var + mu**2 - 1 - var.log())).sum(-1).mean().detach())
         assert kl > 0.3, (name, kl)
+
+
+def test_inputs_in_another_dtype_or_outside_a_bernoulli_range_are_rejected_clearly():
+    model = _model("poe")
+    with pytest.raises(ValueError, match="is torch.float64 but the model is torch.float32"):
+        model.posterior({"a": torch.zeros(2, 3, dtype=torch.float64)})
+    mods = [ModalityConfig("img", (4,), likelihood="bernoulli"), ModalityConfig("v", (2,))]
+    bern = build_model(ModelConfig(mods))
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        bern.posterior({"img": torch.full((2, 4), 3.0)})
+
+
+def test_fit_casts_the_data_to_the_model_dtype():
+    train, val = small_multimodal_data(100)
+    model = _model("moe").double()
+    history = fit(model, train, val, epochs=1, K=2, device="cpu")
+    assert history.stopped is None and len(history.records) == 1

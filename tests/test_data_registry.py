@@ -1,3 +1,4 @@
+import os
 import numpy as np
 import pytest
 import torch
@@ -117,3 +118,22 @@ def test_npz_and_las_paths_dispatch(tmp_path):
     from mmvae.data.las import P135_LAS
     w = load_dataset(P135_LAS, window=32, stride=32)
     assert set(w.specs) == {"AI", "SI"} and w.specs["AI"].shape == (32,)
+
+
+def test_npz_and_las_option_types_are_checked(tmp_path):
+    import numpy as np
+
+    from mmvae.data import DataError, load_dataset
+    from mmvae.data.las import load_las
+
+    path = tmp_path / "d.npz"
+    np.savez(path, a=np.arange(30.0).reshape(10, 3) * 10, b=np.ones((10, 2)))
+    assert load_dataset(str(path), normalize="no").specs["a"].scale == 1.0
+    assert load_dataset(str(path), normalize="yes").specs["a"].scale > 1.0
+    with pytest.raises(DataError, match="option fractions"):
+        load_dataset(str(path), fractions=0.5)
+    las = os.path.join(os.path.dirname(__file__), "..", "mmvae", "data", "files", "P-135_out.LAS")
+    with pytest.raises(DataError, match="curves must be"):
+        load_las(las, curves=5)
+    with pytest.raises(DataError, match="label_curve must be"):
+        load_las(las, label_curve=5)

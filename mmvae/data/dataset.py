@@ -117,8 +117,10 @@ class MultimodalData:
         labels = self.labels[index] if self.labels is not None else None
         return MultimodalData(mods, labels, dict(self.meta))
 
-    def to(self, device: torch.device | str) -> "MultimodalData":
-        mods = {k: v.to(device) for k, v in self.modalities.items()}
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "MultimodalData":
+        """On ``device`` (and, if given, with floating-point modalities in ``dtype``)."""
+        mods = {k: v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
+                for k, v in self.modalities.items()}
         labels = self.labels.to(device) if self.labels is not None else None
         return MultimodalData(mods, labels, dict(self.meta))
 
@@ -170,6 +172,20 @@ def split_indices(
     return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
 
 
+_LIKELIHOODS = ("gaussian", "laplace", "bernoulli", "continuous_bernoulli")
+
+
+def _check_fractions(fractions) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or min(values) < 0 or not 0 < sum(values) <= 1.0 + 1e-9:
+        raise DataError(f"option fractions must be three numbers >= 0 (train, validation, test) summing to 1, "
+                        f"got {fractions!r}")
+    return values  # type: ignore[return-value]
+
+
 def _check_array(path: str, key: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(f"{path}: array '{key}' is not numeric (dtype {arr.dtype})")
@@ -198,6 +214,9 @@ def load_npz(
     the shift and scale are stored so generations are shown in the original units.
     """
     path = os.fspath(path)
+    fractions = _check_fractions(fractions)
+    if likelihood not in _LIKELIHOODS:
+        raise DataError(f"option likelihood must be one of {', '.join(_LIKELIHOODS)}, got {likelihood!r}")
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path) or not zipfile.is_zipfile(path):
@@ -216,6 +235,9 @@ def load_npz(
         raise DataError(f"{path}: a multimodal dataset needs at least 2 modality arrays, found {list(arrays)}")
     for k, a in arrays.items():
         _check_array(path, k, a)
+        if likelihood in ("bernoulli", "continuous_bernoulli") and (a.min() < 0 or a.max() > 1):
+            raise DataError(f"{path}: array '{k}' has values outside [0, 1] ({a.min():g} to {a.max():g}), "
+                            f"which a {likelihood} likelihood cannot model; rescale it or use likelihood=gaussian")
     lengths = {k: a.shape[0] for k, a in arrays.items()}
     if len(set(lengths.values())) != 1:
         raise DataError(f"{path}: arrays have different numbers of samples: {lengths}")

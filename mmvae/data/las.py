@@ -304,8 +304,11 @@ def load_las(
         curves = {}
     elif isinstance(curves, str):
         curves = {curves: curves}
-    elif not isinstance(curves, Mapping):
+    elif isinstance(curves, (list, tuple)) and all(isinstance(c, str) for c in curves):
         curves = {c: c for c in curves}
+    elif not isinstance(curves, Mapping):
+        raise DataError(f"{path}: curves must be a curve name, a list of names or a dict modality -> name, "
+                        f"got {curves!r}")
     if not curves and not impedance:
         raise DataError(f"{path}: choose curves (modality -> mnemonic) or impedance=True; "
                         f"available curves: {', '.join(data)}")
@@ -321,6 +324,8 @@ def load_las(
         logs[str(mod)] = (data[key], units.get(key, ""), f"curve {key} of {os.path.basename(path)}")
     if len(logs) < 2:
         raise DataError(f"{path}: a multimodal dataset needs at least 2 modalities, got {list(logs)}")
+    if label_curve is not None and not isinstance(label_curve, str):
+        raise DataError(f"{path}: label_curve must be a curve name, got {label_curve!r}")
     gr = data.get(label_curve.upper()) if label_curve else None
     bundle = window_bundle(
         os.path.basename(path), depth, logs, window=window, stride=stride, seed=seed, n_blocks=n_blocks,

@@ -295,6 +295,8 @@ def load_dataset(name_or_path: str | os.PathLike, seed: int = 0, **options) -> D
     low = key.lower()
     if key not in DATASETS and low.endswith(".npz"):
         _check_options(_NPZ_OPTIONS, options, f"an .npz file ({key})")
+        if "normalize" in options:
+            options["normalize"] = _bool_option("normalize", options["normalize"])
         return load_npz(key, seed=seed, **options)
     if key not in DATASETS and low.endswith(".las"):
         _check_options(_LAS_OPTIONS, options, f"a LAS file ({key})")
