@@ -1,0 +1,46 @@
+"""Every diagnostic comes out as JSON for every built-in dataset and every fusion rule."""
+import json
+import math
+
+import pytest
+import torch
+
+from mmvae import build_model, config_for_specs, fit
+from mmvae.data import load_dataset
+from mmvae.diagnostics.report import PARTS, diagnostics_report
+
+DATASETS = [("toy", {"n": 300}), ("toy", {"n": 300, "nonlinear": True}), ("digits-halves", {}),
+            ("digits-poly", {"n_modalities": 3}), ("impedance", {"n": 200, "seismic": True}), ("wells", {})]
+
+
+def _finite_numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _finite_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _finite_numbers(v)
+    elif isinstance(obj, float):
+        yield obj
+
+
+@pytest.mark.parametrize("name,options", DATASETS, ids=[d[0] + ("-" + "-".join(map(str, d[1].values())) if d[1] else "")
+                                                        for d in DATASETS])
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+def test_every_part_for_every_dataset_and_fusion(name, options, fusion):
+    bundle = load_dataset(name, seed=0, **options)
+    model = build_model(config_for_specs(bundle.specs, latent_dim=3, fusion=fusion,
+                                         network={"type": "mlp", "hidden": [16]}))
+    fit(model, bundle.train.subset(slice(0, 128)), None, epochs=1, K=2, device="cpu")
+    test = bundle.test.subset(slice(0, 24))
+    small = type(bundle)(bundle.name, bundle.train, bundle.val, test, bundle.specs, bundle.description,
+                         bundle.label_names, bundle.extras)
+    torch.manual_seed(0)
+    report = diagnostics_report(model, small, "test", "all", Ks=(1, 5), repeats=2, n_samples=20, points=[0, 1],
+                                embedding_method="pca", snr_Ks=(1, 3), snr_repeats=3, snr_batch=4)
+    assert set(PARTS) <= set(report)
+    text = json.dumps(report)  # JSON-able
+    assert "NaN" not in text and "Infinity" not in text
+    assert all(math.isfinite(v) for v in _finite_numbers(json.loads(text)))
+    assert report["bounds"]["rows"][0]["K"] == 1 and len(report["embedding"]["coords"]["joint"]) == 24
+    assert ("impedance" in report) == (name in ("impedance", "wells"))
