@@ -57,7 +57,7 @@ def mmvae_loglik_seconds(fusion: str, K: int = 1000, repeats: int = 5, train_ste
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("-K", type=int, default=1000)
     parser.add_argument("--fusions", default="poe,moe,mopoe")

@@ -16,7 +16,8 @@ from .networks import build_networks, default_network
 class ModalityConfig:
     """One modality: its name, per-sample shape, likelihood and network.
 
-    ``likelihood_scale``: fixed scale of a Gaussian / Laplace likelihood, or ``None`` to learn it.
+    ``likelihood_scale``: fixed scale of a Gaussian / Laplace likelihood, or ``None`` (default) to
+    learn it.
     ``weight``: multiplies this modality's log-likelihood in every objective.
     ``network``: a built-in spec (see :mod:`mmvae.networks`) or ``{"type": "custom"}`` when the
     encoder and decoder are passed to :class:`MultimodalVAE` directly.
@@ -25,7 +26,7 @@ class ModalityConfig:
     name: str
     shape: tuple[int, ...]
     likelihood: str = "gaussian"
-    likelihood_scale: float | None = 0.1
+    likelihood_scale: float | None = None
     weight: float = 1.0
     network: dict = field(default_factory=lambda: {"type": "mlp", "hidden": [128, 128]})
 

@@ -10,8 +10,8 @@ from tests.helpers import small_multimodal_data
 
 
 def _model(fusion, latent="gaussian", seed=0):
-    mods = [ModalityConfig("a", (3,), network={"type": "mlp", "hidden": [32]}),
-            ModalityConfig("b", (3,), network={"type": "mlp", "hidden": [32]})]
+    mods = [ModalityConfig("a", (3,), likelihood_scale=0.1, network={"type": "mlp", "hidden": [32]}),
+            ModalityConfig("b", (3,), likelihood_scale=0.1, network={"type": "mlp", "hidden": [32]})]
     return build_model(ModelConfig(mods, latent_dim=2, latent=latent, fusion=fusion), seed=seed)
 
 
