@@ -153,14 +153,12 @@ class Posterior:
         comp = torch.randint(C, (n, B, 1), device=self.loc.device, generator=generator).expand(n, B, D)
         loc = torch.gather(self.loc.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
         log_scale = torch.gather(self.log_scale.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
-        noise_dist = latent_distribution(self.family, torch.zeros_like(loc), torch.zeros_like(loc))
-        eps = noise_dist.sample() if generator is None else _sample_with(noise_dist, self.family, loc.shape, generator)
-        return loc + log_scale.clamp(-30, 30).exp() * eps
+        eps = standard_noise(self.family, loc.shape, loc.device, generator)
+        return loc + log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp() * eps
 
 
-def _sample_with(dist, family: str, shape, generator: torch.Generator) -> Tensor:
-    """Standard noise drawn from an explicit generator (torch.distributions has no generator argument)."""
-    device = dist.loc.device
+def standard_noise(family: str, shape, device, generator: torch.Generator | None = None) -> Tensor:
+    """Standard Gaussian or Laplace(0, 1) noise, from ``generator`` when given (inverse-CDF for Laplace)."""
     if family == "gaussian":
         return torch.randn(shape, generator=generator, device=device)
     u = torch.rand(shape, generator=generator, device=device).clamp(1e-7, 1 - 1e-7) - 0.5

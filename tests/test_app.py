@@ -25,6 +25,15 @@ def fresh(query: dict | None = None) -> AppTest:
     return at
 
 
+def play_tiny_model(at: AppTest, **numbers) -> None:
+    """Set a one-epoch, 200-sample setup (plus any other number inputs by key) and press Play."""
+    for key, value in {"w_epochs": 1, "w_n_train": 200, **numbers}.items():
+        at.number_input(key=key).set_value(value)
+    at.run(timeout=TIMEOUT)
+    at.button(key="btn_play").click()
+    at.run(timeout=TIMEOUT)
+
+
 def no_errors(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -80,11 +89,7 @@ def test_every_page_renders():
 
 def test_train_one_epoch_with_play_then_step_and_reset():
     at = fresh()
-    at.number_input(key="w_epochs").set_value(1)
-    at.number_input(key="w_n_train").set_value(200)
-    at.run(timeout=TIMEOUT)
-    at.button(key="btn_play").click()
-    at.run(timeout=TIMEOUT)
+    play_tiny_model(at)
     no_errors(at)
     trainer = at.session_state["trainer"]
     assert trainer.epoch == 1 and len(trainer.history.records) == 1
@@ -174,12 +179,7 @@ def test_generation_page_on_images_and_logs():
 def test_pages_work_for_a_trained_model_with_a_3d_latent():
     """D > 2: ellipses in the diagnostics' 2-D projection, embeddings by PCA (auto)."""
     at = fresh()
-    at.number_input(key="w_latent_dim").set_value(3)
-    at.number_input(key="w_epochs").set_value(1)
-    at.number_input(key="w_n_train").set_value(200)
-    at.run(timeout=TIMEOUT)
-    at.button(key="btn_play").click()
-    at.run(timeout=TIMEOUT)
+    play_tiny_model(at, w_latent_dim=3)
     no_errors(at)
     assert at.session_state["active"]["model"].latent_dim == 3
     for page in ("overlap", "embeddings", "bounds", "generation"):

@@ -109,3 +109,15 @@ def test_float64_models_generate_from_the_prior():
     model = build_model(ModelConfig([ModalityConfig("a", (3,)), ModalityConfig("b", (2,))])).double()
     out = model.sample_prior(4)
     assert out["a"].dtype == torch.float64 and out["a"].shape == (4, 3)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "laplace"])
+def test_ancestral_mixture_samples_have_the_mixture_moments(family):
+    names, loc, ls = _experts(M=3, B=2, D=2)
+    post = fuse(family, names, loc, ls, "moe")
+    z = post.sample(200_000, generator=torch.Generator().manual_seed(0))
+    comp_var = (2 * post.log_scale).exp() * (2.0 if family == "laplace" else 1.0)  # Laplace var = 2 b^2
+    mean = post.loc.mean(0)
+    var = (comp_var + post.loc**2).mean(0) - mean**2
+    torch.testing.assert_close(z.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(z.var(0), var, atol=0.05, rtol=0.03)
