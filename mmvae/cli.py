@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
     t.add_argument("--fusion", choices=FUSIONS, default="poe", help="how unimodal posteriors are fused (default: poe)")
     t.add_argument("--estimator", choices=ESTIMATORS, default="iwae",
-                   help="objective / gradient estimator: elbo, iwae (plain), dreg (doubly reparameterised), stl (default: iwae)")
+                   help="objective / gradient estimator: elbo, iwae (plain), dreg (doubly reparameterised), stl (drops the score term: unbiased at K=1, where it trains the ELBO; biased for K>1) (default: iwae)")
     t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help="importance samples per component (default: 1)")
     t.add_argument("--bound", choices=BOUNDS, default="tight", help="stratified mixture bound for moe/mopoe (default: tight)")
     t.add_argument("--latent-dim", type=_positive_int, default=2, help="latent dimension D (default: 2)")

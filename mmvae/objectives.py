@@ -23,8 +23,12 @@ Gradient estimators for the encoder parameters phi (the decoder gradient is alwa
 sum_s omega_s d log p_theta(x | z_s) / d theta with omega_s = d bound / d log w_s):
 
 * ``iwae`` / ``elbo``: plain reparameterised gradient (path and score terms).
-* ``stl`` (Roeder et al. 2017): drops the score term d log q / d phi at fixed z. Unbiased for the
-  ELBO; for K > 1 it is biased for the IWAE gradient (Tucker et al. 2018, sec. 4), as published.
+* ``stl`` (Roeder et al. 2017): drops the score term d log q / d phi at fixed z. At K = 1 it
+  trains the (stratified) ELBO, (1/C) sum_c log w_c, for every fusion rule, and is unbiased: the
+  dropped score terms average to sum_c (1/C) E_{q_c}[d log q_mix / dphi] = E_{q_mix}[d log q_mix
+  / dphi] = 0. For K > 1 it trains IWAE(K) and is biased (Tucker et al. 2018, sec. 4), as
+  published. (Under the ``tight`` bound a mixture of C components with K = 1 would be an IWAE
+  with C samples, for which STL is biased too; that is why K = 1 means the ELBO here.)
 * ``dreg`` (Tucker et al. 2018, eq. 5): for one component, sum_k w~_k^2 d log w_k / dz dz/dphi.
   **Mixtures.** The score term of the mixture density, d log q_mix / dphi = sum_j r_j d log q_j /
   dphi with responsibilities r_j(z) = q_j(z) / sum_j' q_j'(z), cannot be doubly reparameterised
@@ -187,8 +191,13 @@ def objective(
         log_q = lse - math.log(post.n_components)
     lw = log_joint(model, x, z_path, post) - log_q
     with torch.no_grad():
-        w, omega = normalized_weights(lw, post.mixture, bound)
-        value = combine(lw, "iwae", post.mixture, bound)
+        if estimator == "stl" and K == 1:  # the (stratified) ELBO: equal weights 1/C, unbiased
+            w = torch.ones_like(lw)
+            omega = w / lw.shape[0] if post.mixture else w
+            value = combine(lw, "elbo", post.mixture)
+        else:
+            w, omega = normalized_weights(lw, post.mixture, bound)
+            value = combine(lw, "iwae", post.mixture, bound)
         if dreg:
             if comp is not None:
                 resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
