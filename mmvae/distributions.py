@@ -80,18 +80,30 @@ def standard_log_prob(family: str, z: Tensor) -> Tensor:
     raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
 
 
-def latent_rsample(family: str, loc: Tensor, log_scale: Tensor, K: int) -> tuple[Tensor, Tensor | None]:
-    """K reparameterised samples of shape (K, *loc.shape), drawn exactly as ``torch.distributions``
-    draws them (same random stream, same values); also returns the standardised Gaussian noise
-    eps = (z - loc) / scale (None for Laplace)."""
-    scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
-    shape = torch.Size((K, *loc.shape))
+def standard_noise(family: str, shape, dtype=torch.float32, device=None,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Noise of the standard member of the family, the one sampler of the package: eps ~ N(0, 1),
+    or eps ~ Laplace(0, 1) by the inverse CDF, eps = -sign(u) log(1 - |u|) with u ~ U(-1, 1)
+    (u from finfo.eps - 1 as ``torch.distributions.Laplace`` draws it, so the log stays finite).
+    z = loc + scale * eps is then a reparameterised sample of the family (and, for loc = 0 and
+    scale = 1, a sample of the prior). From ``generator`` (the global RNG when None)."""
     if family == "gaussian":
-        eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
-        return loc + eps * scale, eps
+        return torch.empty(shape, dtype=dtype, device=device).normal_(generator=generator)
     if family == "laplace":
-        u = loc.new(shape).uniform_(torch.finfo(loc.dtype).eps - 1, 1)
-        return loc - scale * u.sign() * torch.log1p(-u.abs()), None
+        u = torch.empty(shape, dtype=dtype, device=device).uniform_(torch.finfo(dtype).eps - 1, 1, generator=generator)
+        return -u.sign() * torch.log1p(-u.abs())
+    raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
+
+
+def log_prob_from_noise(family: str, eps: Tensor, log_scale: Tensor) -> Tensor:
+    """sum_d log q(z_d) at z = loc + exp(log_scale) eps, from eps (..., D) -> (...):
+    -eps^2 / 2 - log scale - log sqrt(2 pi) (Gaussian), -|eps| - log scale - log 2 (Laplace)."""
+    norm = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).sum(-1)
+    D = eps.shape[-1]
+    if family == "gaussian":
+        return -0.5 * eps.square().sum(-1) - (norm + D * _HALF_LOG_2PI)
+    if family == "laplace":
+        return -eps.abs().sum(-1) - (norm + D * _LOG_2)
     raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
 
 
@@ -128,12 +140,17 @@ class Likelihood(nn.Module):
         if self.learned_scale:
             self.log_scale = nn.Parameter(torch.zeros(()))
         else:
-            if kind in ("gaussian", "laplace") and not (scale is not None and scale > 0):
-                raise ValueError(f"likelihood scale must be positive or None (learned), got {scale}")
-            self.register_buffer("log_scale", torch.tensor(math.log(scale) if scale else 0.0), persistent=False)
+            if kind in ("gaussian", "laplace") and not (scale is not None and scale > 0 and math.isfinite(scale)):
+                raise ValueError(f"likelihood scale must be a positive number or None (learned), got {scale}")
+            # a Python float: exact in a float64 model (a float32 buffer turned 0.8 into 0.8000000028)
+            self.fixed_scale = float(scale) if scale else 1.0
 
-    def scale(self) -> Tensor:
-        return self.log_scale.exp().clamp_min(self.min_scale) if self.learned_scale else self.log_scale.exp()
+    def scale(self) -> Tensor | float:
+        """The likelihood's scale: a tensor when learned, the fixed Python float otherwise."""
+        return self.log_scale.exp().clamp_min(self.min_scale) if self.learned_scale else self.fixed_scale
+
+    def _log_scale(self, scale: Tensor | float) -> Tensor | float:
+        return scale.log() if isinstance(scale, Tensor) else math.log(scale)
 
     def distribution(self, params: Tensor) -> Distribution:
         if self.kind == "gaussian":
@@ -150,10 +167,10 @@ class Likelihood(nn.Module):
             lp = -binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
         elif self.kind == "gaussian":
             scale = self.scale()
-            lp = -((x - params) ** 2) / (2 * scale**2) - scale.log() - _HALF_LOG_2PI
+            lp = -((x - params) ** 2) / (2 * scale**2) - (self._log_scale(scale) + _HALF_LOG_2PI)
         elif self.kind == "laplace":
             scale = self.scale()
-            lp = -torch.log(2 * scale) - torch.abs(x - params) / scale
+            lp = -torch.abs(x - params) / scale - (self._log_scale(scale) + _LOG_2)
         else:
             lp = self.distribution(params).log_prob(x)
         if self.event_dims == 1:

@@ -15,6 +15,12 @@ With Gaussian latents the unimodal posterior q(z | x_m) is the PoE of the prior 
 ``mopoe`` restricted to the full set is ``poe`` and restricted to the singletons is ``moe``.
 With Laplace latents there is no closed-form product: ``poe`` and ``mopoe`` raise a
 :class:`FusionError`, and ``moe`` uses each expert as the unimodal posterior (as MMVAE does).
+
+A :class:`Posterior` is always the uniform mixture of its components (one component: a single
+distribution). How the objectives use it (MVAE's sum of subset terms, the stratified mixture
+bounds) is :mod:`mmvae.objectives`' business. This module keeps no state: subset masks are built
+by :func:`subset_mask`, and a model that fuses every step keeps them as buffers (see
+:class:`mmvae.model.MultimodalVAE`).
 """
 from __future__ import annotations
 
@@ -25,8 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .distributions import (LOG_SCALE_MAX, LOG_SCALE_MIN, _HALF_LOG_2PI, latent_distribution, latent_log_prob,
-                            latent_rsample)
+from .distributions import (LOG_SCALE_MAX, LOG_SCALE_MIN, latent_distribution, latent_log_prob, log_prob_from_noise,
+                            standard_noise)
 
 FUSIONS = ("poe", "moe", "mopoe")
 
@@ -35,17 +41,12 @@ class FusionError(ValueError):
     """An impossible fusion request (unknown rule, PoE of Laplace experts, no modality)."""
 
 
-def subsets_for(fusion: str, n: int, training: bool = False) -> list[tuple[int, ...]]:
-    """The subsets (tuples of modality positions) whose posteriors are the components.
-
-    ``training=True`` with ``poe`` gives MVAE's sub-sampled training terms (Wu & Goodman 2018,
-    sec. 3.2): the full set and every singleton (no extra random subsets, J = 0).
-    """
+def subsets_for(fusion: str, n: int) -> list[tuple[int, ...]]:
+    """The subsets (tuples of modality positions 0..n-1) whose posteriors are the components."""
     if n < 1:
         raise FusionError("no modality given: a posterior needs at least one")
-    full = tuple(range(n))
     if fusion == "poe":
-        return [full] + ([(m,) for m in range(n)] if training and n > 1 else [])
+        return [tuple(range(n))]
     if fusion == "moe":
         return [(m,) for m in range(n)]
     if fusion == "mopoe":
@@ -53,14 +54,15 @@ def subsets_for(fusion: str, n: int, training: bool = False) -> list[tuple[int, 
     raise FusionError(f"unknown fusion rule {fusion!r}; choose one of: {', '.join(FUSIONS)}")
 
 
-def _excluded(mask: Tensor) -> Tensor:
-    """(C, M+1, 1, 1) bool: True where an expert (or, last, the prior) is *not* in the product."""
-    full_mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)], 1)
-    return ~full_mask[:, :, None, None]
+def subset_mask(subsets, n: int, device=None) -> Tensor:
+    """(C, n) bool: True where modality m is in subset c."""
+    mask = torch.zeros(len(subsets), n, dtype=torch.bool)
+    for c, s in enumerate(subsets):
+        mask[c, list(s)] = True
+    return mask.to(device) if device is not None else mask
 
 
-def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor, _excluded_mask: Tensor | None = None
-                       ) -> tuple[Tensor, Tensor]:
+def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Gaussian PoE of the standard-normal prior and the experts selected by ``mask``.
 
     ``loc``, ``log_scale``: (M, B, D) expert parameters; ``mask``: (C, M) bool. Returns the
@@ -71,8 +73,8 @@ def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor, _excluded_m
     prior = loc.new_zeros(1, B, D)
     log_prec = torch.cat([log_prec, prior], 0)  # (M+1, B, D)
     locs = torch.cat([loc, prior], 0)
-    excluded = _excluded(mask) if _excluded_mask is None else _excluded_mask
-    masked = log_prec.unsqueeze(0).masked_fill(excluded, float("-inf"))  # (C, M+1, B, D)
+    included = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)  # (C, M+1): the prior is always in
+    masked = log_prec.unsqueeze(0).masked_fill(~included[:, :, None, None], float("-inf"))  # (C, M+1, B, D)
     log_prec_total = torch.logsumexp(masked, dim=1)
     weights = torch.softmax(masked, dim=1)
     fused_loc = (weights * locs.unsqueeze(0)).sum(1)
@@ -81,18 +83,14 @@ def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor, _excluded_m
 
 @dataclass
 class Posterior:
-    """A fused posterior over one batch: C components, each a factorised distribution.
-
-    ``mixture=True``: the posterior is the uniform mixture of the components (MoE, MoPoE; PoE is a
-    mixture of one). ``mixture=False``: the components are separate posteriors, each one term of
-    MVAE's sub-sampled objective. ``subsets[c]`` lists the modality names fused in component c.
-    """
+    """A fused posterior over one batch: the uniform mixture of C components, each a factorised
+    distribution with parameters ``loc``, ``log_scale`` of shape (C, B, D) (C = 1: a single
+    distribution). ``subsets[c]`` lists the modality names fused in component c."""
 
     family: str
     loc: Tensor  # (C, B, D)
     log_scale: Tensor  # (C, B, D)
     subsets: list[tuple[str, ...]]
-    mixture: bool = True
 
     @property
     def n_components(self) -> int:
@@ -109,22 +107,29 @@ class Posterior:
         """The components as one batched ``torch.distributions`` object of shape (C, B, D)."""
         return latent_distribution(self.family, *self._params(detach))
 
-    def rsample(self, K: int) -> Tensor:
+    def noise(self, K: int, generator: torch.Generator | None = None) -> Tensor:
+        """Standard noise for :meth:`rsample_with_noise`: (C, K, B, D), drawn as (K, C, B, D) (the
+        order ``torch.distributions`` draws it in)."""
+        return standard_noise(self.family, (K, *self.loc.shape), self.loc.dtype, self.loc.device,
+                              generator).transpose(0, 1)
+
+    def rsample(self, K: int, generator: torch.Generator | None = None) -> Tensor:
         """K reparameterised samples from every component (stratified): (C, K, B, D)."""
-        return self._rsample_with_noise(K)[0]
+        return self.rsample_with_noise(K, generator)[0]
 
-    def _rsample_with_noise(self, K: int) -> tuple[Tensor, Tensor | None]:
-        """``rsample(K)`` and its standardised Gaussian noise eps = (z - loc) / scale (None for
-        Laplace), both (C, K, B, D)."""
-        z, eps = latent_rsample(self.family, self.loc, self.log_scale, K)
-        return z.transpose(0, 1), (eps.transpose(0, 1) if eps is not None else None)
+    def rsample_with_noise(self, K: int, generator: torch.Generator | None = None, noise: Tensor | None = None
+                           ) -> tuple[Tensor, Tensor]:
+        """z = loc + scale * eps from ``noise`` eps (C, K, B, D), or fresh noise from ``generator``
+        (the global RNG when None); returns (z, eps), both (C, K, B, D)."""
+        eps = self.noise(K, generator) if noise is None else noise
+        scale = self.log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+        return self.loc.unsqueeze(1) + scale.unsqueeze(1) * eps, eps
 
-    def _own_log_prob_from_noise(self, eps: Tensor) -> Tensor:
-        """``own_log_prob(z)`` for Gaussian z = loc + eps * scale from ``_rsample_with_noise``:
+    def log_prob_from_noise(self, eps: Tensor) -> Tensor:
+        """``own_log_prob(z)`` for z = loc + scale * eps from :meth:`rsample_with_noise`: (C, K, B).
         (z - loc) / scale = eps, so the value is the same up to rounding and so is the gradient
         (the path and score terms of the standardised residual cancel exactly)."""
-        ls = self.log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).sum(-1)[:, None]  # (C, 1, B)
-        return -0.5 * eps.square().sum(-1) - (ls + eps.shape[-1] * _HALF_LOG_2PI)
+        return log_prob_from_noise(self.family, eps, self.log_scale.unsqueeze(1))
 
     def component_log_prob(self, z: Tensor, detach_params: bool = False) -> Tensor:
         """log q_c'(z) for every component c' at samples ``z`` of shape (C, K, B, D) -> (C', C, K, B)."""
@@ -148,21 +153,16 @@ class Posterior:
         return self.loc.mean(0)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n ancestral samples of the mixture (each draws its own component): (n, B, D)."""
+        """n ancestral samples of the mixture (each draws its own component): (n, B, D), detached.
+        The same noise as :meth:`rsample` (a one-component posterior gives ``rsample(n)[0]``)."""
         C, B, D = self.loc.shape
-        comp = torch.randint(C, (n, B, 1), device=self.loc.device, generator=generator).expand(n, B, D)
-        loc = torch.gather(self.loc.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
-        log_scale = torch.gather(self.log_scale.detach().unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
-        eps = standard_noise(self.family, loc.shape, loc.device, generator)
+        loc, log_scale = self.loc.detach(), self.log_scale.detach()
+        if C > 1:
+            comp = torch.randint(C, (n, B, 1), device=loc.device, generator=generator).expand(n, B, D)
+            loc = torch.gather(loc.unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
+            log_scale = torch.gather(log_scale.unsqueeze(0).expand(n, C, B, D), 1, comp.unsqueeze(1)).squeeze(1)
+        eps = standard_noise(self.family, (n, B, D), loc.dtype, loc.device, generator)
         return loc + log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp() * eps
-
-
-def standard_noise(family: str, shape, device, generator: torch.Generator | None = None) -> Tensor:
-    """Standard Gaussian or Laplace(0, 1) noise, from ``generator`` when given (inverse-CDF for Laplace)."""
-    if family == "gaussian":
-        return torch.randn(shape, generator=generator, device=device)
-    u = torch.rand(shape, generator=generator, device=device).clamp(1e-7, 1 - 1e-7) - 0.5
-    return -torch.sign(u) * torch.log1p(-2 * u.abs())
 
 
 def fuse(
@@ -171,20 +171,20 @@ def fuse(
     loc: Tensor,
     log_scale: Tensor,
     fusion: str,
-    training: bool = False,
     subsets: list[tuple[int, ...]] | None = None,
+    mask: Tensor | None = None,
 ) -> Posterior:
     """Fuse experts ``loc``/``log_scale`` (M, B, D) of modalities ``names`` with ``fusion``.
 
     ``subsets`` (positions into ``names``) overrides the rule's own components: a mixture over
-    the PoEs of exactly those subsets (``mopoe`` over the full set alone is ``poe``).
+    the PoEs of exactly those subsets (``mopoe`` over the full set alone is ``poe``). ``mask``:
+    the (C, M) :func:`subset_mask` of the subsets, when the caller keeps it on the device already.
     """
     M = len(names)
     if subsets is None:
-        subsets = subsets_for(fusion, M, training)
+        subsets = subsets_for(fusion, M)
     elif not subsets or any(len(s) == 0 or max(s) >= M for s in subsets):
         raise FusionError(f"invalid subsets {subsets} for {M} modalities")
-    mixture = not (fusion == "poe" and training)
     named = [tuple(names[i] for i in s) for s in subsets]
     if family == "laplace":
         if any(len(s) > 1 for s in subsets):
@@ -193,24 +193,10 @@ def fuse(
                 "use fusion='moe' with Laplace latents, or latent='gaussian'")
         index = [s[0] for s in subsets]
         if index == list(range(len(index))):  # the experts in order: no copy
-            return Posterior(family, loc[: len(index)], log_scale[: len(index)], named, mixture)
+            return Posterior(family, loc[: len(index)], log_scale[: len(index)], named)
         index = torch.tensor(index, device=loc.device)
-        return Posterior(family, loc[index], log_scale[index], named, mixture)
-    mask, excluded = _masks(tuple(tuple(s) for s in subsets), M, loc.device)
-    f_loc, f_log_scale = product_of_experts(loc, log_scale, mask, excluded)
-    return Posterior(family, f_loc, f_log_scale, named, mixture)
-
-
-_MASKS: dict = {}
-
-
-def _masks(subsets: tuple[tuple[int, ...], ...], M: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The (C, M) subset mask and its (C, M+1, 1, 1) exclusion mask, built once per device."""
-    key = (subsets, M, str(device))
-    hit = _MASKS.get(key)
-    if hit is None:
-        mask = torch.zeros(len(subsets), M, dtype=torch.bool, device=device)
-        for c, s in enumerate(subsets):
-            mask[c, list(s)] = True
-        hit = _MASKS[key] = (mask, _excluded(mask))
-    return hit
+        return Posterior(family, loc[index], log_scale[index], named)
+    if mask is None:
+        mask = subset_mask(subsets, M, loc.device)
+    f_loc, f_log_scale = product_of_experts(loc, log_scale, mask)
+    return Posterior(family, f_loc, f_log_scale, named)

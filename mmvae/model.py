@@ -7,8 +7,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .distributions import LATENT_FAMILIES, LIKELIHOODS, Likelihood, check_choice, standard_prior
-from .fusion import FUSIONS, Posterior, fuse
+from .distributions import LATENT_FAMILIES, LIKELIHOODS, Likelihood, check_choice, standard_noise, standard_prior
+from .fusion import FUSIONS, Posterior, fuse, subset_mask, subsets_for
 from .networks import build_networks, default_network
 
 
@@ -82,6 +82,14 @@ class Experts:
     loc: Tensor
     log_scale: Tensor
 
+    def select(self, names: Sequence[str]) -> "Experts":
+        """The experts of ``names`` only (a slice, without a copy, for one modality)."""
+        idx = [self.names.index(n) for n in names]
+        if idx == list(range(idx[0], idx[0] + len(idx))):
+            span = slice(idx[0], idx[0] + len(idx))
+            return Experts(list(names), self.loc[span], self.log_scale[span])
+        return Experts(list(names), self.loc[idx], self.log_scale[idx])
+
 
 class MultimodalVAE(nn.Module):
     """Encoders q~(z | x_m), decoders p(x_m | z), a fixed standard prior and a fusion rule.
@@ -100,11 +108,17 @@ class MultimodalVAE(nn.Module):
         self.config = config
         self.names = [m.name for m in config.modalities]
         self.specs = {m.name: m for m in config.modalities}
+        encoders, decoders = dict(encoders or {}), dict(decoders or {})
+        unknown = sorted((set(encoders) | set(decoders)) - set(self.names))
+        if unknown:
+            raise ValueError(f"encoders / decoders given for unknown modalities {unknown}; this model has {self.names}")
         enc, dec, lik = {}, {}, {}
         for m in config.modalities:
-            if encoders is not None and m.name in encoders:
-                if decoders is None or m.name not in decoders:
-                    raise ValueError(f"modality {m.name!r}: a custom encoder needs a custom decoder too")
+            if m.name in encoders or m.name in decoders:
+                if m.name not in encoders or m.name not in decoders:
+                    given, missing = ("encoder", "decoder") if m.name in encoders else ("decoder", "encoder")
+                    raise ValueError(f"modality {m.name!r}: a custom {given} needs a custom {missing} too "
+                                     f"(pass both encoders={{...}} and decoders={{...}})")
                 enc[m.name], dec[m.name] = encoders[m.name], decoders[m.name]
             elif m.network.get("type") == "custom":
                 raise ValueError(f"modality {m.name!r} uses a custom network: pass its encoder and decoder modules")
@@ -115,6 +129,12 @@ class MultimodalVAE(nn.Module):
         self.encoders = nn.ModuleDict(enc)
         self.decoders = nn.ModuleDict(dec)
         self.likelihoods = nn.ModuleDict(lik)
+        # the subset masks of the model's own rule and of PoE (MVAE's terms) for every number of
+        # present modalities, kept on the model's device (not saved: they follow from the config)
+        if config.latent == "gaussian":
+            for rule in dict.fromkeys((config.fusion, "poe")):
+                for n in range(1, len(self.names) + 1):
+                    self.register_buffer(f"mask_{rule}_{n}", subset_mask(subsets_for(rule, n), n), persistent=False)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -178,29 +198,35 @@ class MultimodalVAE(nn.Module):
         log_scale = torch.stack([o[1] for o in outs])
         return Experts(names, loc, log_scale)
 
-    def posterior(
-        self,
-        x: Mapping[str, Tensor],
-        fusion: str | None = None,
-        subsets: Sequence[Sequence[str]] | None = None,
-        training: bool = False,
-        validate: bool = True,
-    ) -> Posterior:
-        """The fused posterior q(z | x_S) of the modalities present in ``x``.
-
-        ``subsets`` (lists of modality names) replaces the rule's components by the PoEs of
-        exactly those subsets (a MoPoE over them). ``training=True`` with PoE gives MVAE's
-        separate joint and unimodal terms.
-        """
-        experts = self.encode(x, validate)
-        pos = None
+    def fuse(self, experts: Experts, fusion: str | None = None, subsets: Sequence[Sequence[str]] | None = None
+             ) -> Posterior:
+        """The fused posterior of ``experts`` under ``fusion`` (default: the model's rule), or the
+        mixture over the PoEs of exactly ``subsets`` (lists of modality names)."""
+        fusion = fusion or self.fusion
+        pos = mask = None
         if subsets is not None:
             index = {n: i for i, n in enumerate(experts.names)}
             missing = {n for s in subsets for n in s} - set(index)
             if missing:
                 raise ValueError(f"subsets name modalities that are not in the data: {sorted(missing)}")
             pos = [tuple(sorted(index[n] for n in s)) for s in subsets]
-        return fuse(self.family, experts.names, experts.loc, experts.log_scale, fusion or self.fusion, training, pos)
+        elif self.family == "gaussian":
+            mask = getattr(self, f"mask_{fusion}_{len(experts.names)}", None)
+        return fuse(self.family, experts.names, experts.loc, experts.log_scale, fusion, pos, mask)
+
+    def posterior(
+        self,
+        x: Mapping[str, Tensor],
+        fusion: str | None = None,
+        subsets: Sequence[Sequence[str]] | None = None,
+        validate: bool = True,
+    ) -> Posterior:
+        """The fused posterior q(z | x_S) of the modalities present in ``x``.
+
+        ``subsets`` (lists of modality names) replaces the rule's components by the PoEs of
+        exactly those subsets (a MoPoE over them).
+        """
+        return self.fuse(self.encode(x, validate), fusion, subsets)
 
     # ------------------------------------------------------------------ generation
     def decode(self, z: Tensor, names: Sequence[str] | None = None) -> dict[str, Tensor]:
@@ -229,19 +255,23 @@ class MultimodalVAE(nn.Module):
         targets: Sequence[str] | None = None,
         n_samples: int = 0,
         fusion: str | None = None,
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Cross-modal generation: E[x_t | z] at the posterior mean of the given modalities
         (``n_samples == 0``, shapes (B, *shape)) or at ``n_samples`` posterior samples
-        ((n, B, *shape))."""
+        ((n, B, *shape)) drawn from ``generator`` (the global RNG when None)."""
         post = self.posterior(given, fusion)
-        z = post.mean if n_samples == 0 else post.sample(n_samples)
+        z = post.mean if n_samples == 0 else post.sample(n_samples, generator)
         params = self.decode(z, targets or self.names)
         return {n: self.likelihoods[n].mean(p) for n, p in params.items()}
 
     @torch.no_grad()
-    def sample_prior(self, n: int, targets: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Unconditional generations E[x_m | z] at n prior samples z ~ p(z)."""
-        z = self.prior().sample((n,))
+    def sample_prior(self, n: int, targets: Sequence[str] | None = None,
+                     generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Unconditional generations E[x_m | z] at n prior samples z ~ p(z) (in the model's dtype),
+        drawn from ``generator`` (the global RNG when None)."""
+        param = next(self.parameters())
+        z = standard_noise(self.family, (n, self.latent_dim), param.dtype, param.device, generator)
         params = self.decode(z, targets or self.names)
         return {k: self.likelihoods[k].mean(p) for k, p in params.items()}
 

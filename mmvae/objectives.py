@@ -17,7 +17,9 @@ Bounds (per data point):
   weighted against the mixture density are unbiased for p(x); ``looser`` is
   (1/C) sum_c log (1/K) sum_k w_{c,k} (MMVAE's eq. 4), lower by Jensen's inequality.
 * PoE training (MVAE, Wu & Goodman 2018, sec. 3.2) sums one bound per term: the full set and each
-  singleton, each reconstructing only the modalities it fuses.
+  singleton, each term the PoE posterior of its subset reconstructing only the modalities it
+  fuses (:func:`objective_terms`). Every term (and every mixture) is estimated by the same
+  estimator function, one small function per estimator (as in the MMVAE and Pyro code).
 
 Gradient estimators for the encoder parameters phi (the decoder gradient is always the plain one,
 sum_s omega_s d log p_theta(x | z_s) / d theta with omega_s = d bound / d log w_s):
@@ -46,13 +48,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
 
-from .distributions import check_choice, standard_log_prob
-from .fusion import Posterior
+from .distributions import check_choice, standard_log_prob, standard_noise
+from .fusion import Posterior, subsets_for
 from .model import MultimodalVAE
 
 ESTIMATORS = ("elbo", "iwae", "dreg", "stl")
@@ -62,83 +64,180 @@ BOUNDS = ("tight", "looser")
 @dataclass
 class ObjectiveOutput:
     """``loss``: scalar to minimise (its gradient is the chosen estimator's); ``value``: (B,)
-    per-data-point objective value (detached); ``log_weights``: (C, K, B), detached."""
+    per-data-point objective value (detached); ``log_weights``: (T, K, B), detached, the
+    components of every term stacked (T = :func:`noise_slots`)."""
 
     loss: Tensor
     value: Tensor
     log_weights: Tensor
 
 
-def log_joint(model: MultimodalVAE, x: Mapping[str, Tensor], z: Tensor, post: Posterior) -> Tensor:
-    """log p(z) + sum_m lambda_m log p(x_m | z) at z of shape (C, K, B, D) -> (C, K, B).
-
-    For a mixture every component reconstructs every modality in ``x``; for MVAE's separate terms
-    component c reconstructs only the modalities it fuses (decoded only where needed).
-    """
+# ---------------------------------------------------------------- densities and bounds
+def log_joint(model: MultimodalVAE, x: Mapping[str, Tensor], z: Tensor, post: Posterior | None = None) -> Tensor:
+    """log p(z) + sum_m lambda_m log p(x_m | z) for every modality in ``x``, at z (..., B, D) -> (..., B).
+    (``post`` is not used; it is accepted for callers written against the older signature.)"""
     lp = standard_log_prob(model.family, z)
-    if post.mixture:
-        for term in model.log_likelihood(x, z).values():
-            lp = lp + term
-        return lp
-    for name in model.names:
-        if name not in x:
-            continue
-        idx, span = _components_of(post.subsets, name, z.device)
-        zs = z[span] if span is not None else z[idx]
-        params = model.decode(zs, [name])[name]
-        lik = model.likelihoods[name]
-        term = lik.log_prob(params, x[name])
-        if lik.weight != 1.0:
-            term = term * lik.weight
-        lp = lp.index_add(0, idx, term)
+    for term in model.log_likelihood(x, z).values():
+        lp = lp + term
     return lp
 
 
-_COMPONENTS: dict = {}
-
-
-def _components_of(subsets, name: str, device) -> tuple[Tensor, slice | None]:
-    """Indices of the components that fuse ``name`` (a tensor, built once) and the same as a
-    slice when they are consecutive (so z is selected without a copy)."""
-    key = (tuple(subsets), name, str(device))
-    hit = _COMPONENTS.get(key)
-    if hit is None:
-        comps = [c for c, s in enumerate(subsets) if name in s]
-        span = slice(comps[0], comps[-1] + 1) if comps == list(range(comps[0], comps[-1] + 1)) else None
-        hit = _COMPONENTS[key] = (torch.tensor(comps, device=device), span)
-    return hit
-
-
 def log_posterior(post: Posterior, z: Tensor, detach_params: bool = False) -> tuple[Tensor, Tensor | None]:
-    """log q(z) for each sample (C, K, B) and, for mixtures of C > 1, the per-component
-    log-densities (C', C, K, B) it was computed from (else None)."""
-    if not post.mixture or post.n_components == 1:
+    """log q(z) of the (mixture) posterior for samples (C, K, B, D) -> (C, K, B) and, for C > 1,
+    the per-component log-densities (C', C, K, B) it was computed from (else None)."""
+    if post.n_components == 1:
         return post.own_log_prob(z, detach_params), None
     comp = post.component_log_prob(z, detach_params)
     return torch.logsumexp(comp, 0) - math.log(post.n_components), comp
 
 
-def combine(lw: Tensor, estimator: str, mixture: bool, bound: str = "tight") -> Tensor:
-    """Per-data-point objective value from log-weights (C, K, B) -> (B,)."""
+def combine(lw: Tensor, estimator: str, bound: str = "tight") -> Tensor:
+    """Per-data-point bound from the log-weights (C, K, B) of one posterior -> (B,): the
+    (stratified) ELBO for ``elbo``, else IWAE(K), ``tight`` or ``looser`` (equal when C = 1)."""
     C, K = lw.shape[:2]
     if estimator == "elbo":
-        per = lw.mean(1)
-        return per.mean(0) if mixture else per.sum(0)
-    if not mixture:
-        return (torch.logsumexp(lw, 1) - math.log(K)).sum(0)
+        return lw.mean((0, 1))
     if bound == "tight":
         return torch.logsumexp(lw.flatten(0, 1), 0) - math.log(C * K)
     return (torch.logsumexp(lw, 1) - math.log(K)).mean(0)
 
 
-def normalized_weights(lw: Tensor, mixture: bool, bound: str) -> tuple[Tensor, Tensor]:
+def normalized_weights(lw: Tensor, bound: str) -> tuple[Tensor, Tensor]:
     """(w~, omega): the self-normalised weights of each IWAE sum and omega = d value / d log w."""
     C, K, B = lw.shape
-    if mixture and bound == "tight":
+    if bound == "tight":
         w = torch.softmax(lw.reshape(C * K, B), 0).reshape(C, K, B)
         return w, w
     w = torch.softmax(lw, 1)
-    return w, (w / C if mixture else w)
+    return w, w / C
+
+
+# ---------------------------------------------------------------- estimators
+# Each takes the model, the modalities a term reconstructs, its posterior, the term's standard
+# noise eps (C, K, B, D) and the bound, and returns (surrogate (B,), value (B,), log_weights
+# (C, K, B)): the gradient of the surrogate is the estimator's, value and log-weights are detached.
+Estimate = tuple[Tensor, Tensor, Tensor]
+
+
+def _reparameterised_log_weights(model, x, post: Posterior, eps: Tensor) -> Tensor:
+    z, eps = post.rsample_with_noise(eps.shape[1], noise=eps)
+    if post.n_components == 1:
+        log_q = post.log_prob_from_noise(eps)  # = log q(z), fewer operations
+    else:
+        log_q, _ = log_posterior(post, z)
+    return log_joint(model, x, z) - log_q
+
+
+def elbo_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+    """The (stratified) ELBO, mean over components and samples of log w; reparameterised gradient."""
+    lw = _reparameterised_log_weights(model, x, post, eps)
+    value = combine(lw, "elbo")
+    return value, value.detach(), lw.detach()
+
+
+def iwae_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+    """IWAE(K) (``bound`` for mixtures); plain reparameterised gradient (path and score terms)."""
+    lw = _reparameterised_log_weights(model, x, post, eps)
+    value = combine(lw, "iwae", bound)
+    return value, value.detach(), lw.detach()
+
+
+def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+    """STL (Roeder et al. 2017): the densities of q held fixed, so the score term is dropped.
+    K = 1: the (stratified) ELBO with weights 1/C, unbiased; K > 1: IWAE(K) weights, biased."""
+    C, K = eps.shape[:2]
+    z, _ = post.rsample_with_noise(K, noise=eps)
+    log_q, _ = log_posterior(post, z, detach_params=True)
+    lw = log_joint(model, x, z) - log_q
+    with torch.no_grad():
+        if K == 1:
+            omega = torch.full_like(lw, 1.0 / C)
+            value = combine(lw, "elbo")
+        else:
+            _, omega = normalized_weights(lw, bound)
+            value = combine(lw, "iwae", bound)
+    return (omega * lw).sum((0, 1)), value, lw.detach()
+
+
+def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+    """DReG (Tucker et al. 2018), and its exactly unbiased form for mixtures (module docstring).
+
+    The gradient of each slot's log-weight w.r.t. z is scaled by ``factor`` = 1 - r_c (1 - w~)
+    (= w~ for one component): through a hook on z_path (prior and decoders) and, for mixtures, a
+    hook on log q (which depends on z alone, as its parameters are detached), so the component
+    log-densities are evaluated once at z and shared with the own-component responsibility term,
+    whose z-gradient is not scaled."""
+    C, K = eps.shape[:2]
+    z, _ = post.rsample_with_noise(K, noise=eps)
+    z_path = z.clone()
+    if C == 1:
+        log_q, comp, lse = post.own_log_prob(z_path, detach_params=True), None, None
+    else:
+        comp = post.component_log_prob(z, detach_params=True)  # (C', C, K, B)
+        lse = torch.logsumexp(comp, 0)
+        log_q = lse - math.log(C)
+    lw = log_joint(model, x, z_path) - log_q
+    with torch.no_grad():
+        w, omega = normalized_weights(lw, bound)
+        value = combine(lw, "iwae", bound)
+        if comp is not None:
+            resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
+            r_own = torch.diagonal(resp, 0, 0, 1).movedim(-1, 0)  # (C, K, B)
+            factor = 1.0 - r_own * (1.0 - w)
+        else:
+            factor = w  # r_own = 1
+    if z.requires_grad:
+        z_path.register_hook(lambda g: g * factor.unsqueeze(-1))
+        if comp is not None:
+            log_q.register_hook(lambda g: g * factor)
+    surrogate = (omega * lw).sum((0, 1))
+    if comp is not None:
+        # own-component part of the mixture score, doubly reparameterised: -omega r_c d log r_c/dz
+        log_r_own = torch.diagonal(comp, 0, 0, 1).movedim(-1, 0) - lse
+        surrogate = surrogate - (omega * r_own * log_r_own).sum((0, 1))
+        # cross-component parts: plain score-function terms at fixed z
+        comp_score = post.component_log_prob(z.detach())
+        with torch.no_grad():
+            cross = resp.clone()
+            torch.diagonal(cross, 0, 0, 1).zero_()
+        surrogate = surrogate - (omega.unsqueeze(0) * cross * comp_score).sum((0, 1, 2))
+    return surrogate, value, lw.detach()
+
+
+ESTIMATOR_FUNCTIONS: dict[str, Callable[..., Estimate]] = {
+    "elbo": elbo_estimator, "iwae": iwae_estimator, "stl": stl_estimator, "dreg": dreg_estimator}
+
+
+# ---------------------------------------------------------------- the training objective
+def objective_terms(model: MultimodalVAE, x: Mapping[str, Tensor], fusion: str | None = None,
+                    validate: bool = True) -> list[Posterior]:
+    """The posteriors whose bounds the objective sums. ``poe``: MVAE's terms (Wu & Goodman 2018,
+    sec. 3.2, no extra random subsets): the PoE of all present modalities and, when there are
+    several, each unimodal posterior. ``moe`` / ``mopoe``: the one mixture posterior."""
+    fusion = fusion or model.fusion
+    experts = model.encode(x, validate)
+    if fusion != "poe":
+        return [model.fuse(experts, fusion)]
+    terms = [model.fuse(experts, "poe")]
+    if len(experts.names) > 1:
+        terms += [model.fuse(experts.select([n]), "poe") for n in experts.names]
+    return terms
+
+
+def noise_slots(fusion: str, n_modalities: int) -> int:
+    """T, the number of components over all terms of the objective (the noise has shape (T, K, B, D))."""
+    if fusion == "poe":
+        return 1 + n_modalities if n_modalities > 1 else 1
+    return len(subsets_for(fusion, n_modalities))
+
+
+def objective_noise(model: MultimodalVAE, n_modalities: int, K: int, batch_size: int, fusion: str | None = None,
+                    generator: torch.Generator | None = None) -> Tensor:
+    """Standard noise (T, K, B, D) for :func:`objective` (from ``generator``, the global RNG when None)."""
+    param = next(model.parameters())
+    T = noise_slots(fusion or model.fusion, n_modalities)
+    return standard_noise(model.family, (K, T, batch_size, model.latent_dim), param.dtype, param.device,
+                          generator).transpose(0, 1)
 
 
 def objective(
@@ -149,80 +248,36 @@ def objective(
     fusion: str | None = None,
     bound: str = "tight",
     validate: bool = True,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> ObjectiveOutput:
     """The training objective of ``fusion`` (default: the model's) with ``estimator``'s gradient.
 
     PoE: MVAE's sum of the joint and unimodal terms. MoE and MoPoE: the stratified bound over the
-    mixture components (``bound`` = ``tight`` or ``looser``). K samples per component.
+    mixture components (``bound`` = ``tight`` or ``looser``). K samples per component, from
+    ``generator`` (the global RNG when None), or from ``noise`` (T, K, B, D), standard noise
+    drawn beforehand (:func:`objective_noise`; what a compiled training step is given).
     """
     check_choice(estimator, ESTIMATORS, "estimator")
     check_choice(bound, BOUNDS, "bound")
     if not (isinstance(K, int) and K >= 1):
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
-    post = model.posterior(x, fusion, training=True, validate=validate)
-    B = post.batch_size
-    single = not post.mixture or post.n_components == 1
-
-    if estimator in ("elbo", "iwae"):
-        if single:
-            z, eps = post._rsample_with_noise(K)
-            log_q = post._own_log_prob_from_noise(eps) if eps is not None else post.own_log_prob(z)
-        else:
-            z = post.rsample(K)
-            log_q, _ = log_posterior(post, z)
-        lw = log_joint(model, x, z, post) - log_q
-        value = combine(lw, estimator, post.mixture, bound)
-        return ObjectiveOutput(-value.mean(), value.detach(), lw.detach())
-
-    # DReG / STL: the path through z carries the encoder gradient, densities of q are held fixed.
-    # DReG scales the gradient of each slot's log-weight w.r.t. z by ``factor``: through a hook on
-    # z_path (prior and decoders) and, for mixtures, a hook on log q (which depends on z alone, as
-    # its parameters are detached), so the component log-densities are evaluated once at z and
-    # shared with the own-component responsibility term, whose z-gradient is not scaled.
-    dreg = estimator == "dreg"
-    z = post.rsample(K)
-    z_path = z.clone() if dreg else z
-    comp = lse = None
-    if single:
-        log_q = post.own_log_prob(z_path, detach_params=True)
-    else:
-        comp = post.component_log_prob(z, detach_params=True)  # (C', C, K, B)
-        lse = torch.logsumexp(comp, 0)
-        log_q = lse - math.log(post.n_components)
-    lw = log_joint(model, x, z_path, post) - log_q
-    with torch.no_grad():
-        if estimator == "stl" and K == 1:  # the (stratified) ELBO: equal weights 1/C, unbiased
-            w = torch.ones_like(lw)
-            omega = w / lw.shape[0] if post.mixture else w
-            value = combine(lw, "elbo", post.mixture)
-        else:
-            w, omega = normalized_weights(lw, post.mixture, bound)
-            value = combine(lw, "iwae", post.mixture, bound)
-        if dreg:
-            if comp is not None:
-                resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
-                r_own = torch.diagonal(resp, 0, 0, 1).movedim(-1, 0)  # (C, K, B)
-                factor = 1.0 - r_own * (1.0 - w)
-            else:
-                factor = 1.0 - (1.0 - w)  # r_own = 1
-    if dreg and z.requires_grad:
-        z_path.register_hook(lambda g: g * factor.unsqueeze(-1))
-        if comp is not None:
-            log_q.register_hook(lambda g: g * factor)
-    surrogate = (omega * lw).sum((0, 1))
-    if dreg and comp is not None:
-        # own-component part of the mixture score, doubly reparameterised: -omega r_c d log r_c/dz
-        log_r_own = torch.diagonal(comp, 0, 0, 1).movedim(-1, 0) - lse
-        surrogate = surrogate - (omega * r_own * log_r_own).sum((0, 1))
-        # cross-component parts: plain score-function terms at fixed z
-        comp_score = post.component_log_prob(z.detach())
-        with torch.no_grad():
-            cross = resp.clone()
-            torch.diagonal(cross, 0, 0, 1).zero_()
-        surrogate = surrogate - (omega.unsqueeze(0) * cross * comp_score).sum((0, 1, 2))
-    return ObjectiveOutput(-surrogate.sum() / B, value, lw.detach())
+    estimate = ESTIMATOR_FUNCTIONS[estimator]
+    surrogate = value = 0.0
+    log_weights, offset = [], 0
+    for post in objective_terms(model, x, fusion, validate):
+        C = post.n_components
+        eps = post.noise(K, generator) if noise is None else noise[offset: offset + C]
+        offset += C
+        present = {n for s in post.subsets for n in s}
+        s, v, lw = estimate(model, {n: t for n, t in x.items() if n in present}, post, eps, bound)
+        surrogate, value = surrogate + s, value + v
+        log_weights.append(lw)
+    lw = log_weights[0] if len(log_weights) == 1 else torch.cat(log_weights)
+    return ObjectiveOutput(-surrogate.sum() / lw.shape[-1], value, lw)
 
 
+# ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def log_weights(
     model: MultimodalVAE,
@@ -231,13 +286,14 @@ def log_weights(
     fusion: str | None = None,
     subsets=None,
     validate: bool = True,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Log-weights (C, K, B) of the fused posterior of the modalities in ``x`` (all reconstructed),
     K samples from each of its C components, weighted against the mixture density."""
     post = model.posterior(x, fusion, subsets=subsets, validate=validate)
-    z = post.rsample(K)
+    z = post.rsample(K, generator)
     log_q, _ = log_posterior(post, z)
-    return log_joint(model, x, z, post) - log_q
+    return log_joint(model, x, z) - log_q
 
 
 @torch.no_grad()
@@ -247,7 +303,8 @@ def bounds(
     K: int = 1,
     fusion: str | None = None,
     validate: bool = True,
+    generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """Per-data-point ``elbo`` and ``iwae`` (tight IWAE(K), K samples per component) of log p(x)."""
-    lw = log_weights(model, x, K, fusion, validate=validate)
-    return {"elbo": combine(lw, "elbo", True), "iwae": combine(lw, "iwae", True, "tight")}
+    lw = log_weights(model, x, K, fusion, validate=validate, generator=generator)
+    return {"elbo": combine(lw, "elbo"), "iwae": combine(lw, "iwae", "tight")}

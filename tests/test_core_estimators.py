@@ -27,12 +27,12 @@ def _grads(model, fn, n=N_REPEATS):
 def _naive_mixture_dreg(model, x, K, fusion, bound):
     """The official MMVAE code's DReG: rescale the path gradient by w~ and ignore that the mixture
     density depends on every expert (biased when the experts differ)."""
-    post = model.posterior(x, fusion, training=True)
+    post = model.posterior(x, fusion)
     z = post.rsample(K).clone()
     log_q, _ = log_posterior(post, z, detach_params=True)
-    lw = log_joint(model, x, z, post) - log_q
+    lw = log_joint(model, x, z) - log_q
     with torch.no_grad():
-        w, omega = normalized_weights(lw, post.mixture, bound)
+        w, omega = normalized_weights(lw, bound)
     z.register_hook(lambda g: g * w.unsqueeze(-1))
     return -(omega * lw).sum() / post.batch_size
 
@@ -116,7 +116,7 @@ def _exact_stratified_elbo_gradient(model, fusion, n_nodes=200):
     post = model.posterior(x, fusion)
     z = post.loc[:, None] + post.log_scale.exp()[:, None] * eps  # (C, n, 1, 1)
     log_q, _ = _lp(post, z)
-    elbo = ((_lj(model, x, z, post) - log_q) * a).sum((1, 2)).mean()
+    elbo = ((_lj(model, x, z) - log_q) * a).sum((1, 2)).mean()
     elbo.backward()
     return torch.cat([p.grad.flatten() for p in model.encoders.parameters()])
 

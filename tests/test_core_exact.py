@@ -68,3 +68,16 @@ def test_mixture_bounds_are_valid_and_tighten(lg, fusion):
     iwae300 = bounds(model, x, 300)["iwae"].mean()
     assert elbo < iwae10 < iwae300 < exact + 0.01
     assert exact - iwae300 < 0.25 * (exact - elbo)
+
+
+@pytest.mark.parametrize("estimator", ["elbo", "iwae", "dreg", "stl"])
+def test_poe_objective_is_mvae_sum_of_exact_subset_terms(lg, estimator):
+    """With exact experts every MVAE term is exact: the objective is log p(x) + sum_m log p(x_m)."""
+    from mmvae import objective
+
+    x = lg.sample(30)
+    model = lg.model("poe")
+    exact = lg.exact_log_likelihood(x) + sum(lg.exact_log_likelihood({n: x[n]}) for n in lg.names)
+    out = objective(model, x, estimator, K=3)
+    torch.testing.assert_close(out.value, exact, atol=1e-6, rtol=1e-8)
+    assert out.log_weights.shape == (3, 3, 30)  # the joint term and one per modality

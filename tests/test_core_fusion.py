@@ -121,3 +121,18 @@ def test_ancestral_mixture_samples_have_the_mixture_moments(family):
     var = (comp_var + post.loc**2).mean(0) - mean**2
     torch.testing.assert_close(z.mean(0), mean, atol=0.03, rtol=0)
     torch.testing.assert_close(z.var(0), var, atol=0.05, rtol=0.03)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "laplace"])
+def test_one_sampler_for_reparameterised_and_ancestral_samples(family):
+    """rsample and sample share distributions.standard_noise: with one component and the same
+    generator state they give the same z, and the Laplace noise has the Laplace(0, 1) moments."""
+    names, loc, ls = _experts(M=1, B=3, D=2)
+    post = fuse(family, names, loc, ls, "moe")
+    a = post.rsample(5, generator=torch.Generator().manual_seed(4))[0]
+    b = post.sample(5, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    from mmvae.distributions import standard_noise
+    eps = standard_noise(family, (400_000,), torch.float64, generator=torch.Generator().manual_seed(0))
+    assert abs(eps.mean()) < 0.01 and abs(eps.var() - (2.0 if family == "laplace" else 1.0)) < 0.02
+    assert abs(eps.abs().mean() - (1.0 if family == "laplace" else math.sqrt(2 / math.pi))) < 0.01

@@ -139,3 +139,26 @@ def test_fit_casts_the_data_to_the_model_dtype():
     model = _model("moe").double()
     history = fit(model, train, val, epochs=1, K=2, device="cpu")
     assert history.stopped is None and len(history.records) == 1
+
+
+def test_custom_decoders_without_encoders_are_refused_clearly():
+    base = _model("poe")
+    with pytest.raises(ValueError, match="custom decoder needs a custom encoder"):
+        MultimodalVAE(base.config, decoders={"a": nn.Linear(2, 3)})
+    with pytest.raises(ValueError, match="custom encoder needs a custom decoder"):
+        MultimodalVAE(base.config, encoders={"a": base.encoders["a"]})
+    with pytest.raises(ValueError, match=r"unknown modalities \['c'\]"):
+        MultimodalVAE(base.config, encoders={"c": base.encoders["a"]}, decoders={"c": nn.Linear(2, 3)})
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace"])
+def test_a_fixed_likelihood_scale_is_exact_in_a_float64_model(kind):
+    mods = [ModalityConfig("a", (3,), likelihood=kind, likelihood_scale=0.8)]
+    model = build_model(ModelConfig(mods)).double()
+    lik = model.likelihoods["a"]
+    g = torch.Generator().manual_seed(0)
+    mu, x = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    dist = torch.distributions.Normal(mu, 0.8) if kind == "gaussian" else torch.distributions.Laplace(mu, 0.8)
+    exact = dist.log_prob(x).sum(-1)
+    assert lik.scale() == 0.8
+    torch.testing.assert_close(lik.log_prob(mu, x), exact, rtol=1e-14, atol=1e-14)
