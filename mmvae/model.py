@@ -95,7 +95,8 @@ class MultimodalVAE(nn.Module):
     """Encoders q~(z | x_m), decoders p(x_m | z), a fixed standard prior and a fusion rule.
 
     Pass ``encoders`` / ``decoders`` (dicts by modality name) to use your own modules; see
-    :mod:`mmvae.networks` for the contract they keep.
+    :mod:`mmvae.networks` for the contract they keep. ``generator``: draw the built-in networks'
+    initial weights from it (else from the global RNG).
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class MultimodalVAE(nn.Module):
         config: ModelConfig,
         encoders: Mapping[str, nn.Module] | None = None,
         decoders: Mapping[str, nn.Module] | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -124,7 +126,8 @@ class MultimodalVAE(nn.Module):
                 raise ValueError(f"modality {m.name!r} uses a custom network: pass its encoder and decoder modules")
             else:
                 enc[m.name], dec[m.name] = build_networks(m.network, m.shape, config.latent_dim,
-                                                          prior_product=config.latent == "gaussian")
+                                                          prior_product=config.latent == "gaussian",
+                                                          generator=generator)
             lik[m.name] = Likelihood(m.likelihood, len(m.shape), m.likelihood_scale, m.weight)
         self.encoders = nn.ModuleDict(enc)
         self.decoders = nn.ModuleDict(dec)
@@ -277,12 +280,11 @@ class MultimodalVAE(nn.Module):
 
 
 def build_model(config: ModelConfig, seed: int | None = 0, **kwargs) -> MultimodalVAE:
-    """Build a model with reproducible initial weights."""
-    if seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return MultimodalVAE(config, **kwargs)
-    return MultimodalVAE(config, **kwargs)
+    """Build a model whose built-in networks' initial weights are drawn from a local generator
+    seeded with ``seed`` (reproducible, thread-safe, the global RNG untouched); ``seed=None``
+    draws them from the global RNG."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return MultimodalVAE(config, generator=generator, **kwargs)
 
 
 def config_for_specs(

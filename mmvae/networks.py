@@ -188,11 +188,32 @@ def default_network(kind: str) -> dict:
             "image": {"type": "mlp", "hidden": [128, 128]}}.get(kind, {"type": "mlp", "hidden": [128, 128]})
 
 
+def reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation of every Linear, Conv and ConvTranspose layer in ``module``
+    (weights kaiming-uniform with a = sqrt(5), biases uniform in +-1/sqrt(fan_in)), drawn from
+    ``generator`` instead of the global RNG."""
+    covered = set()
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            covered.add(id(m.weight))
+            if m.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(m.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+                covered.add(id(m.bias))
+    missed = [n for n, p in module.named_parameters() if id(p) not in covered]
+    if missed:
+        raise TypeError(f"no initialisation rule for parameters {missed}")
+
+
 def build_networks(
-    spec: Mapping, shape: Sequence[int], latent_dim: int, prior_product: bool = True
+    spec: Mapping, shape: Sequence[int], latent_dim: int, prior_product: bool = True,
+    generator: torch.Generator | None = None,
 ) -> tuple[nn.Module, nn.Module]:
     """Build the (encoder, decoder) pair that ``spec`` names, for one modality
-    (``prior_product``: see :func:`expert_output`)."""
+    (``prior_product``: see :func:`expert_output`). With a ``generator`` the weights are drawn
+    from it alone (the layers are built on the meta device, so the global RNG is not touched)."""
     kind = spec.get("type", "mlp")
     if kind not in _BUILDERS:
         raise ValueError(f"unknown network type {kind!r}; choose one of: {', '.join(NETWORK_TYPES)} "
@@ -202,4 +223,11 @@ def build_networks(
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} network; allowed: {list(allowed)}")
     kwargs = {k: (tuple(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in spec.items() if k != "type"}
-    return enc_cls(shape, latent_dim, prior_product=prior_product, **kwargs), dec_cls(shape, latent_dim, **kwargs)
+    if generator is None:
+        return enc_cls(shape, latent_dim, prior_product=prior_product, **kwargs), dec_cls(shape, latent_dim, **kwargs)
+    with torch.device("meta"):
+        nets = enc_cls(shape, latent_dim, prior_product=prior_product, **kwargs), dec_cls(shape, latent_dim, **kwargs)
+    for net in nets:
+        net.to_empty(device=generator.device)
+        reset_parameters(net, generator)
+    return nets

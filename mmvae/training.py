@@ -1,4 +1,16 @@
-"""Training: one ``fit`` entry point over a resumable :class:`Trainer` (Adam, tensor-slice batches)."""
+"""Training: one ``fit`` entry point over a resumable :class:`Trainer` (Adam, tensor-slice batches).
+
+Randomness: the Trainer owns its generators (seeded with ``seed``): one on the model's device for
+the objective's noise and the evaluation, one on the CPU for the batch order. It never touches the
+global RNG, so trainings in several threads do not disturb each other.
+
+Host syncs: a step runs on the device without waiting for it. The loss, the effective sample size
+and a non-finite flag (loss or any gradient NaN / inf) are accumulated on the device; with fused
+Adam a set flag skips the update on the device (the step's ``found_inf``, as with
+``torch.amp.GradScaler``), so the weights stay the last good ones, and the flag is read once per
+epoch. Where fused Adam is not available, the flag is read every step (one sync per step). A
+``callback`` that reads ``Progress.loss`` syncs for it.
+"""
 from __future__ import annotations
 
 import math
@@ -11,7 +23,7 @@ import torch
 from .data.dataset import MultimodalData
 from .distributions import check_choice
 from .model import MultimodalVAE
-from .objectives import BOUNDS, ESTIMATORS, bounds, objective
+from .objectives import BOUNDS, ESTIMATORS, bounds, objective, objective_noise
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -42,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_K: int | None = None  # K of the recorded IWAE(K) curves; default: K
+    compile: bool | str = False  # torch.compile the training step (True: inductor; or a backend name)
 
     def __post_init__(self) -> None:
         check_choice(self.estimator, ESTIMATORS, "estimator")
@@ -67,67 +80,69 @@ class History:
 
     records: list[dict] = field(default_factory=list)
     stopped: str | None = None
+    compile_seconds: float | None = None  # with compile: the first compiled step, compilation included
 
     def column(self, key: str) -> list[float]:
         return [r.get(key, float("nan")) for r in self.records]
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "stopped": self.stopped}
+        return {"records": self.records, "stopped": self.stopped, "compile_seconds": self.compile_seconds}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        return cls(list(d.get("records", [])), d.get("stopped"))
+        return cls(list(d.get("records", [])), d.get("stopped"), d.get("compile_seconds"))
 
 
 @dataclass
 class Progress:
-    """What the progress callback receives after every step and every epoch."""
+    """What the progress callback receives after every step and every epoch (reading ``loss``
+    waits for the step to finish on the device)."""
 
     epoch: int
     step: int
     steps_per_epoch: int
     epochs: int
-    loss: float
+    loss_tensor: torch.Tensor | float
     record: dict | None = None  # set at the end of an epoch
+
+    @property
+    def loss(self) -> float:
+        return float(self.loss_tensor)
 
 
 @torch.no_grad()
 def evaluate_bounds(
-    model: MultimodalVAE, data: MultimodalData, K: int, batch_size: int = 512, fusion: str | None = None
+    model: MultimodalVAE, data: MultimodalData, K: int, batch_size: int = 512, fusion: str | None = None,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Mean ELBO and IWAE(K) of the fused posterior over ``data`` (nats per data point)."""
-    tot = {"elbo": 0.0, "iwae": 0.0}
+    tot = None
     for batch in data.batches(batch_size):
-        b = bounds(model, batch, K, fusion, validate=False)
-        for k in tot:
-            tot[k] += float(b[k].sum())
-    return {k: v / data.n for k, v in tot.items()}
+        b = bounds(model, batch, K, fusion, validate=False, generator=generator)
+        part = torch.stack([b["elbo"].sum(), b["iwae"].sum()])
+        tot = part if tot is None else tot + part
+    elbo, iwae = tot.tolist()  # one sync
+    return {"elbo": elbo / data.n, "iwae": iwae / data.n}
 
 
-def _all_finite(grads: list[torch.Tensor], buffers: dict) -> bool:
-    """True when every entry of every gradient is finite, in one fused kernel per device and dtype.
-
-    ``_amp_foreach_non_finite_check_and_unscale_`` (what ``torch.amp.GradScaler`` uses) sets a
-    flag on any NaN or inf; its scale is 1.0, and x * 1.0 == x exactly, so the gradients are left
-    as they were. If this torch lacks it for these tensors, one norm per gradient is checked."""
+def _non_finite_flag(grads: list[torch.Tensor], loss: torch.Tensor, flag: torch.Tensor, one: torch.Tensor) -> None:
+    """Set ``flag`` (a (1,) float tensor on the device) to 1 when the loss or any gradient entry is
+    NaN or inf, without a host sync: ``_amp_foreach_non_finite_check_and_unscale_`` (what
+    ``torch.amp.GradScaler`` uses) in one fused kernel per device and dtype; its scale ``one`` is
+    1.0, and x * 1.0 == x exactly, so the gradients are left as they were."""
+    flag.copy_(torch.maximum(flag, (~torch.isfinite(loss.detach())).to(flag.dtype).reshape(1)))
     groups: dict = {}
     for g in grads:
-        groups.setdefault((g.device, g.dtype), []).append(g)
-    try:
-        for (device, dtype), gs in groups.items():
-            if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-                raise TypeError(dtype)
-            key = (device, dtype)
-            if key not in buffers:
-                buffers[key] = (torch.zeros(1, device=device), torch.ones(1, device=device))
-            found, one = buffers[key]
-            found.zero_()
-            torch._amp_foreach_non_finite_check_and_unscale_(gs, found, one)
-            if found.item() != 0:
-                return False
-        return True
-    except (RuntimeError, TypeError, AttributeError, NotImplementedError):
-        return bool(torch.stack([torch.linalg.vector_norm(g).float() for g in grads]).isfinite().all())
+        groups.setdefault(g.dtype, []).append(g)
+    for dtype, gs in groups.items():
+        if dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            try:
+                torch._amp_foreach_non_finite_check_and_unscale_(gs, flag, one)
+                continue
+            except (RuntimeError, NotImplementedError, AttributeError):
+                pass
+        bad = ~torch.stack([torch.linalg.vector_norm(g.float()) for g in gs]).isfinite().all()
+        flag.copy_(torch.maximum(flag, bad.to(flag.dtype).reshape(1)))
 
 
 def _fused_ok(params) -> bool | None:
@@ -139,8 +154,10 @@ class Trainer:
     """Holds the model, optimiser, data and history so training can run, pause and resume.
 
     ``step()`` runs one minibatch, ``run_epoch()`` one pass, ``fit(epochs)`` several. Training
-    stops on a non-finite loss or gradient *before* the optimiser step, so the weights are the
-    last good ones and ``history.stopped`` says why.
+    stops on a non-finite loss or gradient with the weights of the last good step (the update of
+    the bad step and of every later step of that epoch is skipped), and ``history.stopped`` says
+    at which step. ``compile=True`` compiles the loss computation (forward and backward) once with
+    ``torch.compile``; the last, shorter batch of an epoch runs uncompiled, so shapes never change.
     """
 
     def __init__(
@@ -167,40 +184,60 @@ class Trainer:
         if self.val is not None:
             model.check_inputs(self.val.modalities)
         self.callback = callback
-        torch.manual_seed(self.config.seed)
-        self.generator = torch.Generator().manual_seed(self.config.seed)
+        # explicit generators, never the global RNG: the objective's noise and the evaluation on
+        # the model's device, the batch order on the CPU (where the permutation is drawn)
+        self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        self.shuffle_generator = torch.Generator().manual_seed(self.config.seed)
         self._params = list(self.model.parameters())
-        self._found_inf = {}  # per-device flag buffers of the gradient check
-        # fused Adam: one kernel per step instead of a dozen small ops per parameter (same update)
-        self.optimizer = torch.optim.Adam(self._params, lr=self.config.lr, fused=_fused_ok(self._params))
+        # fused Adam: one kernel per step instead of a dozen small ops per parameter (same update);
+        # it also skips the update on the device when ``found_inf`` is set (no host sync)
+        fused = _fused_ok(self._params)
+        self.optimizer = torch.optim.Adam(self._params, lr=self.config.lr, fused=fused)
+        self._bad = torch.zeros(1, device=self.device)  # sticky non-finite flag of this epoch
+        self._one = torch.ones(1, device=self.device)
+        if fused:
+            self.optimizer.found_inf = self._bad.view(())  # the same flag, as Adam's 0-dim step counts want it
+        self._sync_every_step = not fused
         self.history = History()
         self.epoch = 0
         self._monitor = self.train.subset(slice(0, min(self.train.n, 1000)))
+        self._loss_fn = self._eager_loss
+        if self.config.compile:
+            backend = "inductor" if self.config.compile is True else self.config.compile
+            self._loss_fn = torch.compile(self._eager_loss, backend=backend, dynamic=False)
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train.n / self.config.batch_size)
 
-    def _step(self, batch: dict) -> tuple[float, float]:
+    def _eager_loss(self, batch: dict, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the mean effective sample size of the K weights of each sum, on the device."""
         c = self.config
-        out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False)
-        loss = out.loss
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the loss became {loss_value}")
+        out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False, noise=noise)
+        lw = out.log_weights
+        ess = (2 * torch.logsumexp(lw, 1) - torch.logsumexp(2 * lw, 1)).exp().mean()
+        return out.loss, ess
+
+    def _step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns the loss and ESS as device tensors (no host sync)."""
+        c = self.config
+        B = next(iter(batch.values())).shape[0]
+        noise = objective_noise(self.model, len(batch), c.K, B, generator=self.generator)
+        full = B == c.batch_size
+        fn = self._loss_fn if full else self._eager_loss
+        first_compiled = c.compile and full and self.history.compile_seconds is None
+        t0 = time.perf_counter() if first_compiled else 0.0
+        loss, ess = fn(batch, noise)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
-        if grads and not _all_finite(grads, self._found_inf):
-            raise FloatingPointError("a gradient became NaN or inf")
+        _non_finite_flag(grads, loss, self._bad, self._one)
+        if self._sync_every_step and self._bad.item():
+            return loss.detach(), ess.detach()  # no fused found_inf: skip the update here
         self.optimizer.step()
-        if c.K == 1:
-            return loss_value, 1.0  # one weight per sum: the effective sample size is exactly 1
-        with torch.no_grad():
-            lw = out.log_weights
-            log_ess = 2 * torch.logsumexp(lw, 1) - torch.logsumexp(2 * lw, 1)
-            ess = float(log_ess.exp().mean())
-        return loss_value, ess
+        if first_compiled:
+            self.history.compile_seconds = time.perf_counter() - t0
+        return loss.detach(), ess.detach()
 
     def run_epoch(self) -> dict | None:
         """One pass over the training data; returns the epoch record (None if training stopped)."""
@@ -208,26 +245,29 @@ class Trainer:
             return None
         self.model.train()
         t0 = time.perf_counter()
-        total, ess_total, n_steps = 0.0, 0.0, 0
-        for step, batch in enumerate(self.train.batches(self.config.batch_size, True, self.generator)):
-            try:
-                loss, ess = self._step(batch)
-            except FloatingPointError as e:
-                self.history.stopped = (f"training stopped at epoch {self.epoch + 1}, step {step + 1}: {e}; "
-                                        "the model keeps the last good weights (try a smaller learning rate)")
-                return None
-            total += loss
-            ess_total += ess
+        self._bad.zero_()
+        totals = torch.zeros(3, device=self.device)  # loss, ESS, good steps
+        n_steps = 0
+        for step, batch in enumerate(self.train.batches(self.config.batch_size, True, self.shuffle_generator)):
+            loss, ess = self._step(batch)
+            good = 1.0 - self._bad[0]
+            totals += torch.stack([loss.to(totals.dtype), ess.to(totals.dtype), good])
             n_steps += 1
             if self.callback is not None:
                 self.callback(Progress(self.epoch, step + 1, self.steps_per_epoch, self.config.epochs, loss))
+        loss_sum, ess_sum, n_good = totals.tolist()  # the one host sync of the epoch
+        if n_good < n_steps:
+            what = "the loss or a gradient became NaN or inf"
+            self.history.stopped = (f"training stopped at epoch {self.epoch + 1}, step {int(n_good) + 1}: {what}; "
+                                    "the model keeps the last good weights (try a smaller learning rate)")
+            return None
         self.epoch += 1
-        record = {"epoch": self.epoch, "train_loss": total / n_steps, "ess": ess_total / n_steps}
+        record = {"epoch": self.epoch, "train_loss": loss_sum / n_steps, "ess": ess_sum / n_steps}
         self.model.eval()
         eval_K = self.config.eval_K or self.config.K
         for prefix, data in (("train", self._monitor), ("val", self.val)):
             if data is not None:
-                b = evaluate_bounds(self.model, data, eval_K)
+                b = evaluate_bounds(self.model, data, eval_K, generator=self.generator)
                 record[f"{prefix}_elbo"], record[f"{prefix}_iwae"] = b["elbo"], b["iwae"]
         record["seconds"] = time.perf_counter() - t0
         self.history.records.append(record)
@@ -260,12 +300,16 @@ def fit(
     eval_K: int | None = None,
     callback: Callable[[Progress], bool | None] | None = None,
     progress: bool = False,
+    compile: bool | str = False,
 ) -> History:
     """Train ``model`` with Adam on ``train`` (validation curves on ``val``); returns the History.
 
-    ``progress=True`` shows a progress bar in the terminal (tqdm). Same seed, same result on the CPU.
+    ``progress=True`` shows a progress bar in the terminal (tqdm). Same seed, same result on the
+    CPU, also with several trainings in threads at once (the global RNG is neither used nor
+    changed). ``compile=True`` compiles the training step once (``torch.compile``; the time of
+    the first compiled step, compilation included, is ``history.compile_seconds``).
     """
-    config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K)
+    config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K, compile)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -276,7 +320,8 @@ def fit(
         if bar is not None:
             if p.record is None:
                 bar.update(1)
-                bar.set_postfix(epoch=f"{p.epoch + 1}/{p.epochs}", loss=f"{p.loss:.3f}", refresh=False)
+                if p.step % 20 == 0:  # reading the loss waits for the device: not every step
+                    bar.set_postfix(epoch=f"{p.epoch + 1}/{p.epochs}", loss=f"{p.loss:.3f}", refresh=False)
             elif "val_iwae" in p.record:
                 bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", val_iwae=f"{p.record['val_iwae']:.3f}")
         if callback is not None:

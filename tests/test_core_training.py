@@ -54,30 +54,46 @@ def test_same_seed_same_result():
         assert torch.equal(p, q)
 
 
-class PoisonedDecoder(nn.Module):
-    """Returns NaN from the ``poison_after``-th call on."""
+class _NaNGradient(torch.autograd.Function):
+    """Identity forward, NaN backward: a finite loss with a NaN gradient."""
 
-    def __init__(self, inner: nn.Module, poison_after: int) -> None:
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * float("nan")
+
+
+class PoisonedDecoder(nn.Module):
+    """From the ``poison_after``-th call on: returns NaN, or (``gradient_only``) finite outputs
+    whose gradient is NaN."""
+
+    def __init__(self, inner: nn.Module, poison_after: int, gradient_only: bool = False) -> None:
         super().__init__()
-        self.inner, self.calls, self.poison_after = inner, 0, poison_after
+        self.inner, self.calls, self.poison_after, self.gradient_only = inner, 0, poison_after, gradient_only
 
     def forward(self, z):
         self.calls += 1
         out = self.inner(z)
-        return out * float("nan") if self.calls >= self.poison_after else out
+        if self.calls < self.poison_after:
+            return out
+        return _NaNGradient.apply(out) if self.gradient_only else out * float("nan")
 
 
-def test_nan_stops_training_and_keeps_the_last_good_weights():
+@pytest.mark.parametrize("gradient_only", [False, True])
+def test_nan_stops_training_and_keeps_the_last_good_weights(gradient_only):
     train, val = small_multimodal_data(200)
     base = _model("poe")
-    decoders = {n: PoisonedDecoder(base.decoders[n], 10**9) for n in base.names}
+    decoders = {n: PoisonedDecoder(base.decoders[n], 10**9, gradient_only) for n in base.names}
     model = MultimodalVAE(base.config, encoders=dict(base.encoders), decoders=decoders)
     trainer = Trainer(model, train, val, TrainConfig(epochs=3, batch_size=50, device="cpu"))
     trainer.run_epoch()
     good = [p.detach().clone() for p in model.parameters()]
     decoders["a"].poison_after = decoders["a"].calls + 1
     history = trainer.fit()
-    assert history.stopped and "last good weights" in history.stopped and "epoch 2" in history.stopped
+    assert history.stopped and "last good weights" in history.stopped and "epoch 2, step 1:" in history.stopped
     for p, q in zip(model.parameters(), good):
         assert torch.equal(p, q)
     assert len(history.records) == 1
@@ -162,3 +178,36 @@ def test_a_fixed_likelihood_scale_is_exact_in_a_float64_model(kind):
     exact = dist.log_prob(x).sum(-1)
     assert lik.scale() == 0.8
     torch.testing.assert_close(lik.log_prob(mu, x), exact, rtol=1e-14, atol=1e-14)
+
+
+def _toy_run(seed=4, compile=False, epochs=2):
+    from mmvae.data import load_dataset
+
+    data = load_dataset("toy", seed=0)
+    train = data.train.subset(slice(0, 256))
+    model = build_model(config_for_specs_small(data.specs), seed=seed)
+    h = fit(model, train, data.val.subset(slice(0, 64)), estimator="dreg", K=3, epochs=epochs, batch_size=64,
+            seed=seed, device="cpu", compile=compile)
+    return h, [p.detach().clone() for p in model.parameters()]
+
+
+def config_for_specs_small(specs):
+    from mmvae import config_for_specs
+
+    return config_for_specs(specs, latent_dim=2, fusion="mopoe", network={"type": "mlp", "hidden": [16]})
+
+
+def test_ten_threads_with_one_seed_give_the_result_of_one_alone_and_leave_the_global_rng_alone():
+    """Trainings own their generators: concurrent threads cannot disturb each other's randomness."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    state = torch.get_rng_state()
+    alone = _toy_run()
+    with ThreadPoolExecutor(10) as pool:
+        runs = list(pool.map(lambda _: _toy_run(), range(10)))
+    assert torch.equal(torch.get_rng_state(), state)
+    for h, params in runs:
+        assert h.column("val_iwae") == alone[0].column("val_iwae")
+        assert all(torch.equal(p, q) for p, q in zip(params, alone[1]))
+    other = _toy_run(seed=5)
+    assert other[0].column("val_iwae") != alone[0].column("val_iwae")  # the seed matters
