@@ -180,13 +180,13 @@ def test_a_fixed_likelihood_scale_is_exact_in_a_float64_model(kind):
     torch.testing.assert_close(lik.log_prob(mu, x), exact, rtol=1e-14, atol=1e-14)
 
 
-def _toy_run(seed=4, compile=False, epochs=2):
+def _toy_run(seed=4, compile=False, epochs=2, batch_size=64):
     from mmvae.data import load_dataset
 
     data = load_dataset("toy", seed=0)
     train = data.train.subset(slice(0, 256))
     model = build_model(config_for_specs_small(data.specs), seed=seed)
-    h = fit(model, train, data.val.subset(slice(0, 64)), estimator="dreg", K=3, epochs=epochs, batch_size=64,
+    h = fit(model, train, data.val.subset(slice(0, 64)), estimator="dreg", K=3, epochs=epochs, batch_size=batch_size,
             seed=seed, device="cpu", compile=compile)
     return h, [p.detach().clone() for p in model.parameters()]
 
@@ -211,3 +211,24 @@ def test_ten_threads_with_one_seed_give_the_result_of_one_alone_and_leave_the_gl
         assert all(torch.equal(p, q) for p, q in zip(params, alone[1]))
     other = _toy_run(seed=5)
     assert other[0].column("val_iwae") != alone[0].column("val_iwae")  # the seed matters
+
+
+def test_the_compiled_step_compiles_once_and_gives_the_eager_losses():
+    """torch.compile (the aot_eager backend: the same graph capture and compiled autograd as
+    inductor, without code generation, so the test stays fast): one graph, no graph break, no
+    recompilation after the first step (a short last batch runs eagerly), the eager losses."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled, p_compiled = _toy_run(compile="aot_eager", batch_size=60)  # 256 rows: a last batch of 16
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert compiled.compile_seconds is not None and compiled.compile_seconds > 0
+    eager, p_eager = _toy_run(batch_size=60)
+    assert eager.compile_seconds is None
+    for key in ("train_loss", "val_iwae", "ess"):
+        torch.testing.assert_close(compiled.column(key), eager.column(key), rtol=1e-5, atol=1e-6)
+    for p, q in zip(p_compiled, p_eager):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
