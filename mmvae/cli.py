@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--compile", action="store_true",
                    help="compile the training step once with torch.compile (pays off for long runs; the compile time is printed)")
+    t.add_argument("--subsample", type=_positive_int, default=None,
+                   help="moe/mopoe with elbo or --bound looser: sample this many random mixture components per data "
+                        "point instead of all (unbiased, cheaper, noisier; default: all)")
 
     e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint",
                        description="Evaluate a checkpoint: test-set ELBO and IWAE(K) for a list of K.")
@@ -178,13 +181,15 @@ def _train(args: argparse.Namespace) -> int:
           f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                  eval_K=args.eval_K, progress=not args.quiet, compile=args.compile)
+                  eval_K=args.eval_K, progress=not args.quiet, compile=args.compile,
+                  subsample=args.subsample)
     if history.compile_seconds is not None:
         print(f"compiled the training step in {history.compile_seconds:.1f} s (first step included)", file=sys.stderr)
     data_info = {"name": args.data, "options": options, "seed": args.seed,
                  "specs": {k: s.to_dict() for k, s in specs.items()}}
     train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
-                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K,
+                  "subsample": args.subsample}
     save_checkpoint(args.out, model.to(torch.device("cpu")), data_info, train_info, history.to_dict())
     last = history.records[-1] if history.records else {}
     if history.stopped:

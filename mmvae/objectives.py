@@ -53,7 +53,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-from .distributions import check_choice, standard_log_prob, standard_noise
+from .distributions import LOG_SCALE_MAX, LOG_SCALE_MIN, check_choice, standard_log_prob, standard_noise
 from .fusion import Posterior, subsets_for
 from .model import MultimodalVAE
 
@@ -119,7 +119,28 @@ def normalized_weights(lw: Tensor, bound: str) -> tuple[Tensor, Tensor]:
 Estimate = tuple[Tensor, Tensor, Tensor]
 
 
-def _reparameterised_log_weights(model, x, post: Posterior, eps: Tensor) -> Tensor:
+def _sample(post: Posterior, eps: Tensor, own: Tensor | None) -> Tensor:
+    """z = loc + scale * eps (S, K, B, D) from the components ``own`` (S, B) of each data point
+    (None: every component in order, S = C)."""
+    if own is None:
+        return post.rsample_with_noise(eps.shape[1], noise=eps)[0]
+    index = own.unsqueeze(-1).expand(-1, -1, post.loc.shape[-1])  # (S, B, D)
+    loc, log_scale = post.loc.gather(0, index), post.log_scale.gather(0, index)
+    return loc.unsqueeze(1) + log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp().unsqueeze(1) * eps
+
+
+def _own(t: Tensor, own: Tensor | None) -> Tensor:
+    """The entries of component densities t (C', S, K, B) at each slot's own component -> (S, K, B)."""
+    if own is None:
+        return torch.diagonal(t, 0, 0, 1).movedim(-1, 0)
+    S, K, B = t.shape[1:]
+    return t.gather(0, own[None, :, None, :].expand(1, S, K, B)).squeeze(0)
+
+
+def _reparameterised_log_weights(model, x, post: Posterior, eps: Tensor, own: Tensor | None = None) -> Tensor:
+    if own is not None:
+        z = _sample(post, eps, own)
+        return log_joint(model, x, z) - log_posterior(post, z)[0]
     z, eps = post.rsample_with_noise(eps.shape[1], noise=eps)
     if post.n_components == 1:
         log_q = post.log_prob_from_noise(eps)  # = log q(z), fewer operations
@@ -128,25 +149,28 @@ def _reparameterised_log_weights(model, x, post: Posterior, eps: Tensor) -> Tens
     return log_joint(model, x, z) - log_q
 
 
-def elbo_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+def elbo_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+                   ) -> Estimate:
     """The (stratified) ELBO, mean over components and samples of log w; reparameterised gradient."""
-    lw = _reparameterised_log_weights(model, x, post, eps)
+    lw = _reparameterised_log_weights(model, x, post, eps, own)
     value = combine(lw, "elbo")
     return value, value.detach(), lw.detach()
 
 
-def iwae_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+def iwae_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+                   ) -> Estimate:
     """IWAE(K) (``bound`` for mixtures); plain reparameterised gradient (path and score terms)."""
-    lw = _reparameterised_log_weights(model, x, post, eps)
+    lw = _reparameterised_log_weights(model, x, post, eps, own)
     value = combine(lw, "iwae", bound)
     return value, value.detach(), lw.detach()
 
 
-def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+                  ) -> Estimate:
     """STL (Roeder et al. 2017): the densities of q held fixed, so the score term is dropped.
     K = 1: the (stratified) ELBO with weights 1/C, unbiased; K > 1: IWAE(K) weights, biased."""
     C, K = eps.shape[:2]
-    z, _ = post.rsample_with_noise(K, noise=eps)
+    z = _sample(post, eps, own)
     log_q, _ = log_posterior(post, z, detach_params=True)
     lw = log_joint(model, x, z) - log_q
     with torch.no_grad():
@@ -159,7 +183,8 @@ def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") 
     return (omega * lw).sum((0, 1)), value, lw.detach()
 
 
-def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight") -> Estimate:
+def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+                   ) -> Estimate:
     """DReG (Tucker et al. 2018), and its exactly unbiased form for mixtures (module docstring).
 
     The gradient of each slot's log-weight w.r.t. z is scaled by ``factor`` = 1 - r_c (1 - w~)
@@ -167,22 +192,22 @@ def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight")
     hook on log q (which depends on z alone, as its parameters are detached), so the component
     log-densities are evaluated once at z and shared with the own-component responsibility term,
     whose z-gradient is not scaled."""
-    C, K = eps.shape[:2]
-    z, _ = post.rsample_with_noise(K, noise=eps)
+    K = eps.shape[1]
+    z = _sample(post, eps, own)
     z_path = z.clone()
-    if C == 1:
+    if post.n_components == 1:
         log_q, comp, lse = post.own_log_prob(z_path, detach_params=True), None, None
     else:
-        comp = post.component_log_prob(z, detach_params=True)  # (C', C, K, B)
+        comp = post.component_log_prob(z, detach_params=True)  # (C', S, K, B)
         lse = torch.logsumexp(comp, 0)
-        log_q = lse - math.log(C)
+        log_q = lse - math.log(post.n_components)
     lw = log_joint(model, x, z_path) - log_q
     with torch.no_grad():
         w, omega = normalized_weights(lw, bound)
         value = combine(lw, "iwae", bound)
         if comp is not None:
-            resp = torch.softmax(comp, 0)  # r_j(z_c): (C', C, K, B)
-            r_own = torch.diagonal(resp, 0, 0, 1).movedim(-1, 0)  # (C, K, B)
+            resp = torch.softmax(comp, 0)  # r_j(z_c): (C', S, K, B)
+            r_own = _own(resp, own)  # (S, K, B)
             factor = 1.0 - r_own * (1.0 - w)
         else:
             factor = w  # r_own = 1
@@ -193,15 +218,23 @@ def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight")
     surrogate = (omega * lw).sum((0, 1))
     if comp is not None:
         # own-component part of the mixture score, doubly reparameterised: -omega r_c d log r_c/dz
-        log_r_own = torch.diagonal(comp, 0, 0, 1).movedim(-1, 0) - lse
+        log_r_own = _own(comp, own) - lse
         surrogate = surrogate - (omega * r_own * log_r_own).sum((0, 1))
         # cross-component parts: plain score-function terms at fixed z
         comp_score = post.component_log_prob(z.detach())
         with torch.no_grad():
-            cross = resp.clone()
-            torch.diagonal(cross, 0, 0, 1).zero_()
+            cross = resp - _own_one_hot(resp, own) * resp
         surrogate = surrogate - (omega.unsqueeze(0) * cross * comp_score).sum((0, 1, 2))
     return surrogate, value, lw.detach()
+
+
+def _own_one_hot(t: Tensor, own: Tensor | None) -> Tensor:
+    """1 where component c' of t (C', S, K, B) is the slot's own component, else 0."""
+    C, S, K, B = t.shape
+    if own is None:
+        return torch.eye(C, S, dtype=t.dtype, device=t.device)[:, :, None, None].expand(C, S, K, B)
+    own = own[:, None, :].expand(S, K, B)
+    return (torch.arange(C, device=t.device)[:, None, None, None] == own.unsqueeze(0)).to(t.dtype)
 
 
 ESTIMATOR_FUNCTIONS: dict[str, Callable[..., Estimate]] = {
@@ -224,20 +257,44 @@ def objective_terms(model: MultimodalVAE, x: Mapping[str, Tensor], fusion: str |
     return terms
 
 
-def noise_slots(fusion: str, n_modalities: int) -> int:
-    """T, the number of components over all terms of the objective (the noise has shape (T, K, B, D))."""
+def noise_slots(fusion: str, n_modalities: int, subsample: int | None = None) -> int:
+    """T, the number of sampled components over all terms of the objective (its noise is
+    (T, K, B, D)): M + 1 for PoE's MVAE terms (1 for one modality), C for a mixture, or
+    ``subsample`` when that is fewer."""
     if fusion == "poe":
         return 1 + n_modalities if n_modalities > 1 else 1
-    return len(subsets_for(fusion, n_modalities))
+    C = len(subsets_for(fusion, n_modalities))
+    return min(C, subsample) if subsample else C
 
 
 def objective_noise(model: MultimodalVAE, n_modalities: int, K: int, batch_size: int, fusion: str | None = None,
-                    generator: torch.Generator | None = None) -> Tensor:
+                    generator: torch.Generator | None = None, subsample: int | None = None) -> Tensor:
     """Standard noise (T, K, B, D) for :func:`objective` (from ``generator``, the global RNG when None)."""
     param = next(model.parameters())
-    T = noise_slots(fusion or model.fusion, n_modalities)
+    T = noise_slots(fusion or model.fusion, n_modalities, subsample)
     return standard_noise(model.family, (K, T, batch_size, model.latent_dim), param.dtype, param.device,
                           generator).transpose(0, 1)
+
+
+def sample_components(n_components: int, subsample: int, batch_size: int, device=None,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """A uniformly random set of ``subsample`` of the C components for every data point, drawn
+    without replacement: (S, B) component indices (each component is in the set with probability
+    S / C)."""
+    return torch.rand(n_components, batch_size, device=device, generator=generator).argsort(0)[:subsample]
+
+
+def _check_subsample(subsample, fusion: str, estimator: str, K: int, bound: str) -> None:
+    if subsample is None:
+        return
+    if not (isinstance(subsample, int) and subsample >= 1):
+        raise ValueError(f"subsample must be a positive integer (components per data point), got {subsample!r}")
+    if fusion == "poe":
+        raise ValueError("subsample draws components of a mixture: use it with fusion 'moe' or 'mopoe'")
+    elbo = estimator == "elbo" or (estimator == "stl" and K == 1)
+    if bound == "tight" and not elbo:
+        raise ValueError("subsampling mixture components is unbiased for the ELBO and the 'looser' bound only "
+                         "(the 'tight' bound is the log of a sum over every component); use bound='looser'")
 
 
 def objective(
@@ -250,6 +307,8 @@ def objective(
     validate: bool = True,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
+    subsample: int | None = None,
+    components: Tensor | None = None,
 ) -> ObjectiveOutput:
     """The training objective of ``fusion`` (default: the model's) with ``estimator``'s gradient.
 
@@ -257,20 +316,39 @@ def objective(
     mixture components (``bound`` = ``tight`` or ``looser``). K samples per component, from
     ``generator`` (the global RNG when None), or from ``noise`` (T, K, B, D), standard noise
     drawn beforehand (:func:`objective_noise`; what a compiled training step is given).
+
+    ``subsample`` = S (mixtures, ELBO or ``looser`` bound): sample only S of the C components of
+    each data point, a uniformly random set (:func:`sample_components`, or ``components`` (S, B)
+    drawn beforehand), and average over those. Both bounds are means over components of a
+    per-component term f_c (log w_c, or log (1/K) sum_k w_{c,k}), each weighed against the full
+    mixture density, and each component is in the set with probability S / C, so
+    E[(1/S) sum_{c in set} f_c] = (1/C) sum_c f_c: the value and its gradient are unbiased, for
+    S / C of the decoder work, at the price of variance between components.
     """
     check_choice(estimator, ESTIMATORS, "estimator")
     check_choice(bound, BOUNDS, "bound")
     if not (isinstance(K, int) and K >= 1):
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
+    _check_subsample(subsample, fusion or model.fusion, estimator, K, bound)
     estimate = ESTIMATOR_FUNCTIONS[estimator]
     surrogate = value = 0.0
     log_weights, offset = [], 0
     for post in objective_terms(model, x, fusion, validate):
-        C = post.n_components
-        eps = post.noise(K, generator) if noise is None else noise[offset: offset + C]
+        C, own = post.n_components, None
+        if subsample is not None and subsample < C:
+            own = components if components is not None else sample_components(
+                C, subsample, post.batch_size, post.loc.device, generator)
+            C = subsample
+        if noise is not None:
+            eps = noise[offset: offset + C]
+        elif own is not None:
+            eps = standard_noise(post.family, (K, C, *post.loc.shape[1:]), post.loc.dtype, post.loc.device,
+                                 generator).transpose(0, 1)
+        else:
+            eps = post.noise(K, generator)
         offset += C
         present = {n for s in post.subsets for n in s}
-        s, v, lw = estimate(model, {n: t for n, t in x.items() if n in present}, post, eps, bound)
+        s, v, lw = estimate(model, {n: t for n, t in x.items() if n in present}, post, eps, bound, own)
         surrogate, value = surrogate + s, value + v
         log_weights.append(lw)
     lw = log_weights[0] if len(log_weights) == 1 else torch.cat(log_weights)

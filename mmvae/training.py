@@ -23,7 +23,8 @@ import torch
 from .data.dataset import MultimodalData
 from .distributions import check_choice
 from .model import MultimodalVAE
-from .objectives import BOUNDS, ESTIMATORS, bounds, objective, objective_noise
+from .fusion import subsets_for
+from .objectives import BOUNDS, ESTIMATORS, _check_subsample, bounds, objective, objective_noise, sample_components
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -55,6 +56,7 @@ class TrainConfig:
     device: str = "auto"
     eval_K: int | None = None  # K of the recorded IWAE(K) curves; default: K
     compile: bool | str = False  # torch.compile the training step (True: inductor; or a backend name)
+    subsample: int | None = None  # mixtures: components sampled per data point (see objectives.objective)
 
     def __post_init__(self) -> None:
         check_choice(self.estimator, ESTIMATORS, "estimator")
@@ -184,6 +186,11 @@ class Trainer:
         if self.val is not None:
             model.check_inputs(self.val.modalities)
         self.callback = callback
+        _check_subsample(self.config.subsample, model.fusion, self.config.estimator, self.config.K, self.config.bound)
+        n_components = 1 if model.fusion == "poe" else len(subsets_for(model.fusion, len(model.names)))
+        S = self.config.subsample
+        self._subsample = S if S is not None and S < n_components else None  # S >= C: every component
+        self._n_components = n_components
         # explicit generators, never the global RNG: the objective's noise and the evaluation on
         # the model's device, the batch order on the CPU (where the permutation is drawn)
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
@@ -210,10 +217,12 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train.n / self.config.batch_size)
 
-    def _eager_loss(self, batch: dict, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eager_loss(self, batch: dict, noise: torch.Tensor, components: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss and the mean effective sample size of the K weights of each sum, on the device."""
         c = self.config
-        out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False, noise=noise)
+        out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False, noise=noise,
+                        subsample=self._subsample, components=components)
         lw = out.log_weights
         ess = (2 * torch.logsumexp(lw, 1) - torch.logsumexp(2 * lw, 1)).exp().mean()
         return out.loss, ess
@@ -222,12 +231,14 @@ class Trainer:
         """One optimiser step; returns the loss and ESS as device tensors (no host sync)."""
         c = self.config
         B = next(iter(batch.values())).shape[0]
-        noise = objective_noise(self.model, len(batch), c.K, B, generator=self.generator)
+        noise = objective_noise(self.model, len(batch), c.K, B, generator=self.generator, subsample=self._subsample)
+        components = None if self._subsample is None else sample_components(
+            self._n_components, self._subsample, B, self.device, self.generator)
         full = B == c.batch_size
         fn = self._loss_fn if full else self._eager_loss
         first_compiled = c.compile and full and self.history.compile_seconds is None
         t0 = time.perf_counter() if first_compiled else 0.0
-        loss, ess = fn(batch, noise)
+        loss, ess = fn(batch, noise, components)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
@@ -301,6 +312,7 @@ def fit(
     callback: Callable[[Progress], bool | None] | None = None,
     progress: bool = False,
     compile: bool | str = False,
+    subsample: int | None = None,
 ) -> History:
     """Train ``model`` with Adam on ``train`` (validation curves on ``val``); returns the History.
 
@@ -308,8 +320,10 @@ def fit(
     CPU, also with several trainings in threads at once (the global RNG is neither used nor
     changed). ``compile=True`` compiles the training step once (``torch.compile``; the time of
     the first compiled step, compilation included, is ``history.compile_seconds``).
+    ``subsample=S`` (MoE / MoPoE with the ELBO or ``bound='looser'``) samples S random mixture
+    components per data point instead of all C: unbiased, S / C of the decoder work, more variance.
     """
-    config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K, compile)
+    config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K, compile, subsample)
     bar = None
     if progress:
         from tqdm.auto import tqdm

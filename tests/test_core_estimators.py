@@ -137,3 +137,34 @@ def test_stl_at_K1_is_unbiased_for_the_stratified_elbo_of_a_mixture(fusion, boun
     value = objective(model, x, "stl", 1, bound=bound).value
     torch.manual_seed(3)
     torch.testing.assert_close(value, objective(model, x, "elbo", 1).value)
+
+
+@pytest.mark.parametrize("estimator,K", [("iwae", 3), ("dreg", 3), ("elbo", 1)])
+def test_mopoe_component_subsampling_is_unbiased_for_value_and_gradient(estimator, K):
+    """One of the three MoPoE components per data point (uniformly random): the mean value and the
+    mean gradient match the full stratified objective's (plain IWAE gradient, looser bound)."""
+    torch.manual_seed(5)
+    model = constant_expert_model("mopoe")
+    x = replicated_point(N_COPIES)
+    full = "elbo" if estimator == "elbo" else "iwae"
+    g_full, s_full = _grads(model, lambda: objective(model, x, full, K, bound="looser").loss)
+    g_sub, s_sub = _grads(model, lambda: objective(model, x, estimator, K, bound="looser", subsample=1).loss)
+    z = (g_sub - g_full) / torch.sqrt(s_sub**2 + s_full**2)
+    assert z.abs().max() < 4.0, z
+    with torch.no_grad():
+        v_full = torch.stack([objective(model, x, full, K, bound="looser").value for _ in range(20)])
+        v_sub = torch.stack([objective(model, x, estimator, K, bound="looser", subsample=1).value
+                             for _ in range(20)])
+    z_value = (v_sub.mean() - v_full.mean()) / math.sqrt(v_sub.var() / v_sub.numel() + v_full.var() / v_full.numel())
+    assert abs(z_value) < 4.0, z_value
+    assert v_sub.std() > 1.5 * v_full.std()  # the price: variance between components
+
+
+def test_subsampling_refuses_what_it_cannot_estimate_without_bias():
+    model = constant_expert_model("mopoe")
+    x = replicated_point(4)
+    with pytest.raises(ValueError, match="looser"):
+        objective(model, x, "iwae", 3, subsample=1)  # tight: the log of a sum over every component
+    with pytest.raises(ValueError, match="moe' or 'mopoe"):
+        objective(model, x, "elbo", 1, fusion="poe", subsample=1)
+    assert objective(model, x, "elbo", 1, subsample=2).log_weights.shape == (2, 1, 4)

@@ -232,3 +232,15 @@ def test_the_compiled_step_compiles_once_and_gives_the_eager_losses():
         torch.testing.assert_close(compiled.column(key), eager.column(key), rtol=1e-5, atol=1e-6)
     for p, q in zip(p_compiled, p_eager):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_mopoe_with_subsampled_components_trains():
+    train, held_out = small_multimodal_data(400)
+    model = _model("mopoe")
+    before = evaluate_bounds(model, held_out, K=10, generator=torch.Generator().manual_seed(0))["iwae"]
+    history = fit(model, train, held_out, estimator="dreg", K=4, bound="looser", subsample=1, epochs=6,
+                  batch_size=64, lr=3e-3, device="cpu")
+    after = evaluate_bounds(model, held_out, K=10, generator=torch.Generator().manual_seed(0))["iwae"]
+    assert history.stopped is None and after > before + 1.0, (before, after)
+    with pytest.raises(ValueError, match="looser"):
+        fit(_model("mopoe"), train, None, estimator="iwae", K=4, subsample=1, epochs=1, device="cpu")
