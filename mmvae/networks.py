@@ -203,6 +203,7 @@ def reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
                 covered.add(id(m.bias))
     missed = [n for n, p in module.named_parameters() if id(p) not in covered]
+    missed += [n for n, _ in module.named_buffers()]  # built on the meta device: no values to keep
     if missed:
         raise TypeError(f"no initialisation rule for parameters {missed}")
 

@@ -114,8 +114,10 @@ def normalized_weights(lw: Tensor, bound: str) -> tuple[Tensor, Tensor]:
 
 # ---------------------------------------------------------------- estimators
 # Each takes the model, the modalities a term reconstructs, its posterior, the term's standard
-# noise eps (C, K, B, D) and the bound, and returns (surrogate (B,), value (B,), log_weights
-# (C, K, B)): the gradient of the surrogate is the estimator's, value and log-weights are detached.
+# noise eps (S, K, B, D), the bound and ``own`` (S, B), the components sampled for each data point
+# (None: all C in order, S = C; see ``subsample``), and returns (surrogate (B,), value (B,),
+# log_weights (S, K, B)): the gradient of the surrogate is the estimator's, value and log-weights
+# are detached. Densities of q are always those of the full mixture.
 Estimate = tuple[Tensor, Tensor, Tensor]
 
 
