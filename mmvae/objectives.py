@@ -286,7 +286,8 @@ def sample_components(n_components: int, subsample: int, batch_size: int, device
     return torch.rand(n_components, batch_size, device=device, generator=generator).argsort(0)[:subsample]
 
 
-def _check_subsample(subsample, fusion: str, estimator: str, K: int, bound: str) -> None:
+def check_subsample(subsample, fusion: str, estimator: str, K: int, bound: str) -> None:
+    """Raise a ValueError unless ``subsample`` (None: off) gives an unbiased estimate here."""
     if subsample is None:
         return
     if not (isinstance(subsample, int) and subsample >= 1):
@@ -331,7 +332,7 @@ def objective(
     check_choice(bound, BOUNDS, "bound")
     if not (isinstance(K, int) and K >= 1):
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
-    _check_subsample(subsample, fusion or model.fusion, estimator, K, bound)
+    check_subsample(subsample, fusion or model.fusion, estimator, K, bound)
     estimate = ESTIMATOR_FUNCTIONS[estimator]
     surrogate = value = 0.0
     log_weights, offset = [], 0

@@ -24,7 +24,7 @@ from .data.dataset import MultimodalData
 from .distributions import check_choice
 from .model import MultimodalVAE
 from .fusion import subsets_for
-from .objectives import BOUNDS, ESTIMATORS, _check_subsample, bounds, objective, objective_noise, sample_components
+from .objectives import BOUNDS, ESTIMATORS, check_subsample, bounds, objective, objective_noise, sample_components
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -186,7 +186,7 @@ class Trainer:
         if self.val is not None:
             model.check_inputs(self.val.modalities)
         self.callback = callback
-        _check_subsample(self.config.subsample, model.fusion, self.config.estimator, self.config.K, self.config.bound)
+        check_subsample(self.config.subsample, model.fusion, self.config.estimator, self.config.K, self.config.bound)
         n_components = 1 if model.fusion == "poe" else len(subsets_for(model.fusion, len(model.names)))
         S = self.config.subsample
         self._subsample = S if S is not None and S < n_components else None  # S >= C: every component
