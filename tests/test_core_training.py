@@ -244,3 +244,21 @@ def test_mopoe_with_subsampled_components_trains():
     assert history.stopped is None and after > before + 1.0, (before, after)
     with pytest.raises(ValueError, match="looser"):
         fit(_model("mopoe"), train, None, estimator="iwae", K=4, subsample=1, epochs=1, device="cpu")
+
+
+def test_a_training_step_never_reads_a_tensor_on_the_host(monkeypatch):
+    """Loss, ESS and the non-finite flag stay on the device during an epoch (read once at its end)."""
+    train, val = small_multimodal_data(128)
+    trainer = Trainer(_model("mopoe"), train, val, TrainConfig(estimator="dreg", K=3, batch_size=32, device="cpu"))
+    batches = list(trainer.train.batches(32))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host sync inside a training step")
+
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    for batch in batches:
+        trainer._step(batch)
+    monkeypatch.undo()
+    assert trainer._bad.item() == 0.0
+    assert trainer.run_epoch() is not None
