@@ -104,3 +104,29 @@ def test_projection_and_embeddings():
     assert emb["method"] == "raw" and set(emb["coords"]) == {"joint", "x1", "x2"}
     np.testing.assert_allclose(emb["coords"]["joint"], emb["means"]["joint"])
     assert len(emb["labels"]) == bundle.test.n
+
+
+@pytest.mark.parametrize("latent", ["gaussian", "laplace"])
+def test_a_posterior_equal_to_the_prior_keeps_all_its_volume(latent):
+    """log_volume_ratio = 0 when every posterior is the prior (Laplace(0, 1) has variance 2, not 1)."""
+    from mmvae import ModalityConfig, ModelConfig, MultimodalVAE
+    from tests.helpers import ConstantExpert, LinearDecoder
+
+    # Laplace: the expert is the posterior; Gaussian: prior x a flat expert is the prior
+    flat = 0.0 if latent == "laplace" else 30.0
+    mods = [ModalityConfig(n, (2,), network={"type": "custom"}) for n in ("a", "b")]
+    enc = {n: ConstantExpert([0.0, 0.0], [flat, flat]) for n in ("a", "b")}
+    dec = {n: LinearDecoder(torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)) for n in ("a", "b")}
+    model = MultimodalVAE(ModelConfig(mods, latent_dim=2, latent=latent, fusion="moe"), enc, dec).double()
+    data = {n: torch.zeros(3, 2, dtype=torch.float64) for n in ("a", "b")}
+    out = posterior_overlap(model, data, [0, 1], fusions=["moe"], n_mc=10, seed=0)
+    for key in ("a", "b", "moe"):
+        np.testing.assert_allclose(out["posteriors"][key]["log_volume_ratio"], 0.0, atol=1e-6)
+    # a tenth of the prior's spread in both dimensions: 2 log(0.1)
+    with torch.no_grad():
+        for e in enc.values():
+            e.log_scale.add_(math.log(0.1) if latent == "laplace" else 0.0)
+    if latent == "laplace":
+        out = posterior_overlap(model, data, [0], fusions=["moe"], n_mc=10, seed=0)
+        for key in ("a", "moe"):
+            np.testing.assert_allclose(out["posteriors"][key]["log_volume_ratio"], 2 * math.log(0.1), atol=1e-9)

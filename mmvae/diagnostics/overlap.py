@@ -20,9 +20,11 @@ Figures (all in nats):
   standard error.
 * ``kl_prior``: KL(q || p(z)) -- information the posterior holds beyond the prior (closed form for
   one Gaussian, Monte Carlo for mixtures and Laplace latents).
-* ``log_volume_ratio``: log of (posterior volume / prior volume) = 1/2 log det Cov_q (the prior
-  has identity covariance); the covariance of a mixture is its moment-matched one. 0 = keeps all
-  of the prior's spread, -D * 2.3 = one tenth of the prior's standard deviation in every direction.
+* ``log_volume_ratio``: log of (posterior volume / prior volume) = 1/2 (log det Cov_q - log det
+  Cov_p), with Cov_p = I for the N(0, I) prior and 2 I for the Laplace(0, 1) prior (a Laplace of
+  scale b has variance 2 b^2); the covariance of a mixture is its moment-matched one. 0 = keeps
+  all of the prior's spread, -D * 2.3 = one tenth of the prior's standard deviation in every
+  direction.
 
 2-D view (for drawing): for D = 2 the latent itself (``identity``); for D > 2 ``pca``
 projects onto the top-2 principal directions V (D, 2) of all the component means shown (over all
@@ -94,14 +96,19 @@ def kl_to_prior(post: Posterior, prior, n: int = 1000) -> tuple[Tensor, Tensor]:
 
 
 def _log_volume_ratio(loc: Tensor, log_scale: Tensor, family: str) -> Tensor:
-    """1/2 log det of the (moment-matched) covariance; loc/log_scale (C, B, D) -> (B,)."""
-    var = torch.exp(2 * log_scale) * (2.0 if family == "laplace" else 1.0)  # Laplace variance = 2 b^2
+    """1/2 (log det Cov_q - log det Cov_p) with Cov_q the (moment-matched) covariance of the
+    posterior and Cov_p that of the standard prior; loc/log_scale (C, B, D) -> (B,)."""
+    unit_var = 2.0 if family == "laplace" else 1.0  # variance of the standard prior: Laplace(0, 1) has 2
+    var = torch.exp(2 * log_scale) * unit_var  # Laplace variance = 2 b^2
+    D = loc.shape[-1]
     if loc.shape[0] == 1:
-        return 0.5 * torch.log(var[0]).sum(-1)
-    m = loc.mean(0)
-    second = (torch.diag_embed(var) + loc.unsqueeze(-1) * loc.unsqueeze(-2)).mean(0)
-    cov = second - m.unsqueeze(-1) * m.unsqueeze(-2)
-    return 0.5 * torch.linalg.slogdet(cov)[1]
+        log_det = torch.log(var[0]).sum(-1)
+    else:
+        m = loc.mean(0)
+        second = (torch.diag_embed(var) + loc.unsqueeze(-1) * loc.unsqueeze(-2)).mean(0)
+        cov = second - m.unsqueeze(-1) * m.unsqueeze(-2)
+        log_det = torch.linalg.slogdet(cov)[1]
+    return 0.5 * (log_det - D * math.log(unit_var))
 
 
 def project_2d(means: Tensor, method: str = "pca") -> tuple[Tensor, str]:
