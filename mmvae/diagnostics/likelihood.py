@@ -206,7 +206,8 @@ class LogLikelihood:
         d = {"mean": self.mean, "stderr": self.stderr, "mc_stderr": self.mc_stderr, "n": self.per_point.numel(),
              "n_samples": self.n_samples, "samples_per_component": self.samples_per_component,
              "n_components": self.n_components, "modalities": list(self.modalities), "fusion": self.fusion,
-             "mean_ess": float(self.ess.nanmean()) if self.ess.numel() else float("nan")}
+             # a conditional is a difference of two estimates: it has no one set of weights (None)
+             "mean_ess": float(self.ess.mean()) if self.given is None and self.ess.numel() else None}
         if self.given is not None:
             d["given"] = list(self.given)
         if per_point:
