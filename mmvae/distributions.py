@@ -80,17 +80,18 @@ def standard_log_prob(family: str, z: Tensor) -> Tensor:
     raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
 
 
-def latent_rsample(family: str, loc: Tensor, log_scale: Tensor, K: int) -> tuple[Tensor, Tensor | None]:
+def latent_rsample(family: str, loc: Tensor, log_scale: Tensor, K: int, *,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
     """K reparameterised samples of shape (K, *loc.shape), drawn exactly as ``torch.distributions``
-    draws them (same random stream, same values); also returns the standardised Gaussian noise
-    eps = (z - loc) / scale (None for Laplace)."""
+    draws them (same random stream, same values; from ``generator`` when given, on loc's device);
+    also returns the standardised Gaussian noise eps = (z - loc) / scale (None for Laplace)."""
     scale = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
     shape = torch.Size((K, *loc.shape))
     if family == "gaussian":
-        eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_()
+        eps = torch.empty(shape, dtype=loc.dtype, device=loc.device).normal_(generator=generator)
         return loc + eps * scale, eps
     if family == "laplace":
-        u = loc.new(shape).uniform_(torch.finfo(loc.dtype).eps - 1, 1)
+        u = loc.new(shape).uniform_(torch.finfo(loc.dtype).eps - 1, 1, generator=generator)
         return loc - scale * u.sign() * torch.log1p(-u.abs()), None
     raise ValueError(f"unknown latent family {family!r}; choose one of: {', '.join(LATENT_FAMILIES)}")
 

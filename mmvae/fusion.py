@@ -109,14 +109,14 @@ class Posterior:
         """The components as one batched ``torch.distributions`` object of shape (C, B, D)."""
         return latent_distribution(self.family, *self._params(detach))
 
-    def rsample(self, K: int) -> Tensor:
+    def rsample(self, K: int, *, generator: torch.Generator | None = None) -> Tensor:
         """K reparameterised samples from every component (stratified): (C, K, B, D)."""
-        return self._rsample_with_noise(K)[0]
+        return self._rsample_with_noise(K, generator=generator)[0]
 
-    def _rsample_with_noise(self, K: int) -> tuple[Tensor, Tensor | None]:
+    def _rsample_with_noise(self, K: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
         """``rsample(K)`` and its standardised Gaussian noise eps = (z - loc) / scale (None for
         Laplace), both (C, K, B, D)."""
-        z, eps = latent_rsample(self.family, self.loc, self.log_scale, K)
+        z, eps = latent_rsample(self.family, self.loc, self.log_scale, K, generator=generator)
         return z.transpose(0, 1), (eps.transpose(0, 1) if eps is not None else None)
 
     def _own_log_prob_from_noise(self, eps: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .distributions import LATENT_FAMILIES, LIKELIHOODS, Likelihood, check_choice, standard_prior
-from .fusion import FUSIONS, Posterior, fuse
+from .fusion import FUSIONS, Posterior, fuse, standard_noise
 from .networks import build_networks, default_network
 
 
@@ -229,19 +229,23 @@ class MultimodalVAE(nn.Module):
         targets: Sequence[str] | None = None,
         n_samples: int = 0,
         fusion: str | None = None,
+        *,
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Cross-modal generation: E[x_t | z] at the posterior mean of the given modalities
         (``n_samples == 0``, shapes (B, *shape)) or at ``n_samples`` posterior samples
-        ((n, B, *shape))."""
+        ((n, B, *shape)); samples come from ``generator`` when given."""
         post = self.posterior(given, fusion)
-        z = post.mean if n_samples == 0 else post.sample(n_samples)
+        z = post.mean if n_samples == 0 else post.sample(n_samples, generator)
         params = self.decode(z, targets or self.names)
         return {n: self.likelihoods[n].mean(p) for n, p in params.items()}
 
     @torch.no_grad()
-    def sample_prior(self, n: int, targets: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Unconditional generations E[x_m | z] at n prior samples z ~ p(z)."""
-        z = self.prior().sample((n,))
+    def sample_prior(self, n: int, targets: Sequence[str] | None = None, *,
+                     generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Unconditional generations E[x_m | z] at n prior samples z ~ p(z) (from ``generator`` when given)."""
+        param = next(self.parameters())
+        z = standard_noise(self.family, (n, self.latent_dim), param.device, generator).to(param.dtype)
         params = self.decode(z, targets or self.names)
         return {k: self.likelihoods[k].mean(p) for k, p in params.items()}
 

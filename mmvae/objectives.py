@@ -145,11 +145,14 @@ def objective(
     fusion: str | None = None,
     bound: str = "tight",
     validate: bool = True,
+    *,
+    generator: torch.Generator | None = None,
 ) -> ObjectiveOutput:
     """The training objective of ``fusion`` (default: the model's) with ``estimator``'s gradient.
 
     PoE: MVAE's sum of the joint and unimodal terms. MoE and MoPoE: the stratified bound over the
-    mixture components (``bound`` = ``tight`` or ``looser``). K samples per component.
+    mixture components (``bound`` = ``tight`` or ``looser``). K samples per component, drawn
+    from ``generator`` when given.
     """
     check_choice(estimator, ESTIMATORS, "estimator")
     check_choice(bound, BOUNDS, "bound")
@@ -161,10 +164,10 @@ def objective(
 
     if estimator in ("elbo", "iwae"):
         if single:
-            z, eps = post._rsample_with_noise(K)
+            z, eps = post._rsample_with_noise(K, generator=generator)
             log_q = post._own_log_prob_from_noise(eps) if eps is not None else post.own_log_prob(z)
         else:
-            z = post.rsample(K)
+            z = post.rsample(K, generator=generator)
             log_q, _ = log_posterior(post, z)
         lw = log_joint(model, x, z, post) - log_q
         value = combine(lw, estimator, post.mixture, bound)
@@ -176,7 +179,7 @@ def objective(
     # its parameters are detached), so the component log-densities are evaluated once at z and
     # shared with the own-component responsibility term, whose z-gradient is not scaled.
     dreg = estimator == "dreg"
-    z = post.rsample(K)
+    z = post.rsample(K, generator=generator)
     z_path = z.clone() if dreg else z
     comp = lse = None
     if single:
@@ -222,11 +225,13 @@ def log_weights(
     fusion: str | None = None,
     subsets=None,
     validate: bool = True,
+    *,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Log-weights (C, K, B) of the fused posterior of the modalities in ``x`` (all reconstructed),
     K samples from each of its C components, weighted against the mixture density."""
     post = model.posterior(x, fusion, subsets=subsets, validate=validate)
-    z = post.rsample(K)
+    z = post.rsample(K, generator=generator)
     log_q, _ = log_posterior(post, z)
     return log_joint(model, x, z, post) - log_q
 
@@ -238,7 +243,9 @@ def bounds(
     K: int = 1,
     fusion: str | None = None,
     validate: bool = True,
+    *,
+    generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """Per-data-point ``elbo`` and ``iwae`` (tight IWAE(K), K samples per component) of log p(x)."""
-    lw = log_weights(model, x, K, fusion, validate=validate)
+    lw = log_weights(model, x, K, fusion, validate=validate, generator=generator)
     return {"elbo": combine(lw, "elbo", True), "iwae": combine(lw, "iwae", True, "tight")}

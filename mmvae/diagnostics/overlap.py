@@ -44,6 +44,7 @@ from torch import Tensor
 from ..distributions import latent_distribution
 from ..fusion import FUSIONS, Posterior
 from .likelihood import as_inputs
+from .rng import seeded_generator
 
 __all__ = [
     "bhattacharyya_coefficient",
@@ -75,11 +76,12 @@ def bhattacharyya_coefficient(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, lo
     return torch.exp(-d_b)
 
 
-def mc_kl(post: Posterior, log_density, n: int = 1000) -> tuple[Tensor, Tensor]:
+def mc_kl(post: Posterior, log_density, n: int = 1000, generator: torch.Generator | None = None
+          ) -> tuple[Tensor, Tensor]:
     """KL(post || r) by stratified Monte Carlo: ``n`` samples per component of the (mixture)
-    posterior, ``log_density(z)`` = log r(z) at z (C, n, B, D) -> (C, n, B). Returns (kl, stderr),
-    each (B,): kl = (1/C) sum_c mean_k f, stderr = sqrt(sum_c var_c / n) / C."""
-    z = post.rsample(n).detach()
+    posterior (from ``generator``), ``log_density(z)`` = log r(z) at z (C, n, B, D) -> (C, n, B).
+    Returns (kl, stderr), each (B,): kl = (1/C) sum_c mean_k f, stderr = sqrt(sum_c var_c / n) / C."""
+    z = post.rsample(n, generator=generator).detach()
     f = post.log_prob(z) - log_density(z)  # (C, n, B)
     C = f.shape[0]
     kl = f.mean(1).mean(0)
@@ -87,12 +89,13 @@ def mc_kl(post: Posterior, log_density, n: int = 1000) -> tuple[Tensor, Tensor]:
     return kl, (var.sum(0) / n).sqrt() / C
 
 
-def kl_to_prior(post: Posterior, prior, n: int = 1000) -> tuple[Tensor, Tensor]:
+def kl_to_prior(post: Posterior, prior, n: int = 1000, generator: torch.Generator | None = None
+                ) -> tuple[Tensor, Tensor]:
     """KL(q || p(z)) per data point: closed form for one Gaussian component (stderr 0), else MC."""
     if post.family == "gaussian" and post.n_components == 1:
         kl = gaussian_kl(post.loc[0], post.log_scale[0], torch.zeros_like(post.loc[0]), torch.zeros_like(post.loc[0]))
         return kl, torch.zeros_like(kl)
-    return mc_kl(post, lambda z: prior.log_prob(z).sum(-1), n)
+    return mc_kl(post, lambda z: prior.log_prob(z).sum(-1), n, generator)
 
 
 def _log_volume_ratio(loc: Tensor, log_scale: Tensor, family: str) -> Tensor:
@@ -162,9 +165,8 @@ def posterior_overlap(
         fusions = [f for f in fusions if f == "moe"]
         subsets = [s for s in subsets if len(s) == 1]
     posts: dict[str, tuple[str, Posterior]] = {}
-    with torch.no_grad(), torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    generator = seeded_generator(seed, model.device)
+    with torch.no_grad():
         for m in names:
             posts[m] = ("unimodal", model.posterior({m: x[m]}, "moe", validate=False))
         for f in fusions:
@@ -178,7 +180,7 @@ def posterior_overlap(
         prior = model.prior()
         out_posts = {}
         for key, (kind, p) in posts.items():
-            kl, kl_se = kl_to_prior(p, prior, n_mc)
+            kl, kl_se = kl_to_prior(p, prior, n_mc, generator)
             var = torch.exp(2 * p.log_scale)  # (C, P, D)
             cov2d = torch.einsum("di,cpd,dj->pcij", V, var, V)
             out_posts[key] = {
@@ -202,8 +204,8 @@ def posterior_overlap(
                 bc = bhattacharyya_coefficient(*args)
                 se = torch.zeros_like(kl_ab)
             else:
-                kl_ab, se_ab = mc_kl(pa, lambda z: pb.log_prob(z), n_mc)
-                kl_ba, se_ba = mc_kl(pb, lambda z: pa.log_prob(z), n_mc)
+                kl_ab, se_ab = mc_kl(pa, lambda z: pb.log_prob(z), n_mc, generator)
+                kl_ba, se_ba = mc_kl(pb, lambda z: pa.log_prob(z), n_mc, generator)
                 bc, se = torch.full_like(kl_ab, float("nan")), (se_ab ** 2 + se_ba ** 2).sqrt()
             pairs.append({"a": a, "b": b, "bhattacharyya": _np(bc), "symmetric_kl": _np(kl_ab + kl_ba),
                           "symmetric_kl_stderr": _np(se), "kl_ab": _np(kl_ab), "kl_ba": _np(kl_ba)})
@@ -217,7 +219,7 @@ def posterior_overlap(
                     kl = gaussian_kl(p.loc[0], p.log_scale[0], u.loc[0], u.log_scale[0])
                     se, how = torch.zeros_like(kl), "closed form"
                 else:
-                    kl, se = mc_kl(p, lambda z, u=u: u.log_prob(z), n_mc)
+                    kl, se = mc_kl(p, lambda z, u=u: u.log_prob(z), n_mc, generator)
                     how = "monte carlo"
                 fused_vs.append({"fused": key, "unimodal": m, "kl": _np(kl), "stderr": _np(se), "method": how})
     return {
