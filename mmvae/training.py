@@ -11,7 +11,7 @@ import torch
 from .data.dataset import MultimodalData
 from .distributions import check_choice
 from .model import MultimodalVAE
-from .objectives import BOUNDS, ESTIMATORS, bounds, objective
+from .objectives import BOUNDS, ESTIMATORS, bounds, effective_sample_size, objective
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -196,10 +196,7 @@ class Trainer:
         self.optimizer.step()
         if c.K == 1:
             return loss_value, 1.0  # one weight per sum: the effective sample size is exactly 1
-        with torch.no_grad():
-            lw = out.log_weights
-            log_ess = 2 * torch.logsumexp(lw, 1) - torch.logsumexp(2 * lw, 1)
-            ess = float(log_ess.exp().mean())
+        ess = float(effective_sample_size(out.log_weights, 1).mean())  # per component, over its K weights
         return loss_value, ess
 
     def run_epoch(self) -> dict | None:

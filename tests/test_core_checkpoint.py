@@ -43,6 +43,28 @@ def test_writes_are_atomic_and_leave_no_temporary_files(trained):
     assert sorted(os.listdir(path.parent)) == ["model.safetensors"]
 
 
+@pytest.mark.parametrize("fails_at", ["fsync", "replace"])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(trained, monkeypatch, fails_at):
+    """An exception mid-save (disk full while flushing, or the final rename refused) must leave the
+    previous checkpoint byte for byte and no temporary file beside it."""
+    model, path, _ = trained
+    before = path.read_bytes()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # the new save would differ from the old file
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, fails_at, boom)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, model)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == ["model.safetensors"]
+    load_checkpoint(path)  # still a readable checkpoint
+
+
 @pytest.mark.parametrize("corruption", ["truncated", "garbage", "pickle", "empty", "flipped_header"])
 def test_corrupt_files_give_a_clear_error(trained, tmp_path, corruption):
     _, path, _ = trained
@@ -105,10 +127,11 @@ def test_invalid_saved_configuration_is_a_checkpoint_error(trained, tmp_path):
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     config = json.loads(meta["config"])
+    config_before = json.loads(meta["config"])
     config["modalities"][0]["network"]["hidden"] = [-5]
     meta["config"] = json.dumps(config)
     bad = tmp_path / "bad-config.safetensors"
     save_file(tensors, bad, metadata=meta)
     with pytest.raises(CheckpointError, match="configuration is invalid"):
         load_checkpoint(bad)
-    assert load_checkpoint(path, device="auto").model is not None
+    assert load_checkpoint(path, device="auto").model.config.to_dict() == config_before

@@ -28,9 +28,11 @@ def test_evaluate_json_with_every_part(toy_checkpoint, capsys):
     assert math.isfinite(d["loglik"]["joint"]["mean"]) and len(d["loglik"]["joint"]["per_point"]) == report["data"]["n"]
     assert set(d["loglik"]["marginal"]) == {"x1", "x2"} and len(d["loglik"]["conditional"]) == 2
     assert d["overlap"]["points"] == [0, 2] and set(d["overlap"]["posteriors"]) >= {"x1", "x2", "poe", "moe", "mopoe"}
-    assert d["embedding"]["method"] == "pca" or d["embedding"]["method"] == "raw"
+    assert d["embedding"]["method"] == "raw"  # D = 2: "auto" shows the latent itself
     assert len(d["embedding"]["coords"]["joint"]) == report["data"]["n"]
-    assert 0 <= d["coherence"]["joint"] <= 1 and d["coherence"]["conditional"]
+    assert {(tuple(r["given"]), r["target"]) for r in d["coherence"]["conditional"]} == {(("x1",), "x2"),
+                                                                                         (("x2",), "x1")}
+    assert d["coherence"]["chance"] == 0.25 and d["coherence"]["n_prior"] == 1000
     assert {r["fusion"] for r in d["snr"]} == {"poe", "moe", "mopoe"}
 
 

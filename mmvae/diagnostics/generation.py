@@ -154,14 +154,8 @@ def coherence(
         if not targets:
             continue
         gen = generate(model, test, list(s), targets, n_samples, fusion, seed=seed)
-        for t in targets:
-            g = gen[t]
-            if n_samples:
-                pred = _predict(classifiers[t], g.reshape(-1, *g.shape[2:]))
-                value = float((pred == np.tile(y, n_samples)).mean())
-            else:
-                value = float((_predict(classifiers[t], g) == y).mean())
-            rows.append({"given": list(s), "target": t, "coherence": value})
+        values = coherence_of(gen, y, classifiers, n_samples)
+        rows.extend({"given": list(s), "target": t, "coherence": values[t]} for t in targets)
     joint = None
     if n_prior and len(names) > 1:
         prior = prior_samples(model, n_prior, names, seed)

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from ..data.dataset import MultimodalData
-from ..objectives import log_joint, log_posterior
+from ..objectives import effective_sample_size, ess_from_log_sums, log_joint, log_posterior
 from .rng import seeded_generator
 
 __all__ = [
@@ -62,15 +62,6 @@ __all__ = [
 MAX_ROWS = 1024
 # latent samples per component drawn at once: the unit of the random stream, independent of chunking
 SAMPLE_BLOCK = 64
-
-
-def effective_sample_size(lw: Tensor, dim: int | Sequence[int] = (0, 1)) -> Tensor:
-    """(sum w)^2 / sum w^2 per data point, in log space: log-weights (C, K, B) -> (B,).
-
-    ``dim`` are the sample axes (default: components and samples of a (C, K, B) tensor; use
-    ``dim=0`` for (K, B))."""
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return torch.exp(2 * torch.logsumexp(lw, dims) - torch.logsumexp(2 * lw, dims))
 
 
 def as_inputs(model, data, modalities: Sequence[str] | None = None) -> tuple[dict[str, Tensor], Tensor | None]:
@@ -142,7 +133,8 @@ class WeightStats:
         return relvar.sqrt()
 
     def ess(self) -> Tensor:
-        return torch.exp(2 * torch.logsumexp(self.lse, 0) - torch.logsumexp(self.lse2, 0))
+        """Effective sample size of all C K weights (B,), from the running sums."""
+        return ess_from_log_sums(torch.logsumexp(self.lse, 0), torch.logsumexp(self.lse2, 0))
 
 
 class SampleStream:
