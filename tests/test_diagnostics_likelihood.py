@@ -4,28 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from mmvae import ModalityConfig, ModelConfig, MultimodalVAE, build_model, config_for_specs, fit
+from mmvae import MultimodalVAE, build_model, config_for_specs, fit
 from mmvae.data import load_dataset
 from mmvae.data.toy import exact_experts, exact_log_likelihood
 from mmvae.diagnostics import (bound_gaps, conditional_log_likelihood, effective_sample_size,
                                estimate_log_likelihood, exact_log_likelihood_fn)
-from tests.helpers import LinearDecoder
-
-
-class ToyEncoder(nn.Module):
-    """The exact expert of the linear toy: loc = (x - b) W / s^2, log_scale = log sigma - log s."""
-
-    def __init__(self, W, b, sigma, shift: float = 0.0, scale_factor: float = 1.0) -> None:
-        super().__init__()
-        s2 = (W * W).sum(0)
-        self.A = nn.Parameter(W / s2)
-        self.c = nn.Parameter(-(b @ W) / s2 + shift)
-        self.log_scale = nn.Parameter(torch.log(sigma) - 0.5 * torch.log(s2) + math.log(scale_factor))
-
-    def forward(self, x):
-        return x @ self.A + self.c, self.log_scale.expand(x.shape[0], -1)
+from tests.helpers import exact_linear_gaussian_model
 
 
 def toy_bundle(n=400):
@@ -35,13 +20,7 @@ def toy_bundle(n=400):
 def exact_toy_model(bundle, fusion="poe", shift: float = 0.0, scale_factor: float = 1.0) -> MultimodalVAE:
     """Exact encoders and decoders (true W, b; likelihood scale = sigma_m) for the toy, float64;
     ``shift`` / ``scale_factor`` make the experts wrong."""
-    p = bundle.extras["toy_params"]
-    mods, enc, dec = [], {}, {}
-    for name, W, b, s in zip(p.names, p.W, p.b, p.sigma):
-        mods.append(ModalityConfig(name, (W.shape[0],), "gaussian", float(s), network={"type": "custom"}))
-        enc[name] = ToyEncoder(W, b, s, shift, scale_factor)
-        dec[name] = LinearDecoder(W, b)
-    return MultimodalVAE(ModelConfig(mods, latent_dim=2, fusion=fusion), enc, dec).double()
+    return exact_linear_gaussian_model(bundle.extras["toy_params"], fusion, shift, scale_factor)
 
 
 def test_encoder_is_exact():
