@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--parts", default=None,
                    help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
                         "or 'all' (default: none; the bound table only)")
-    e.add_argument("--embedding", choices=("auto", "raw", "pca", "umap"), default=None,
-                   help="2-D view of the latent for the 'embedding' part: raw (needs D = 2), pca, umap (takes "
-                        "seconds) or auto (raw when D = 2, else umap); when not given: raw when D = 2, else pca")
+    e.add_argument("--embedding", choices=("auto", "raw", "pca", "umap"), default="auto",
+                   help="2-D view of the latent for the 'embedding' part: raw (needs D <= 2), pca, umap (takes "
+                        "seconds) or auto (raw when D <= 2, else pca) (default: auto)")
     e.add_argument("--n-samples", type=_positive_int, default=1000,
                    help="importance samples per data point for log-likelihoods (default: 1000)")
     e.add_argument("--points", default=None,

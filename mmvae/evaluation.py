@@ -64,7 +64,8 @@ def evaluate_checkpoint(
     ``parts`` (names from :data:`mmvae.diagnostics.report.PARTS`, a comma-separated string or
     ``"all"``) adds a ``diagnostics`` entry (:func:`mmvae.diagnostics.diagnostics_report`) with
     ``n_samples`` importance samples for log-likelihoods and overlap figures for ``points``.
-    ``embedding_method`` (auto, raw, pca, umap) defaults to raw when D = 2, else pca."""
+    ``embedding_method`` (auto, raw, pca, umap; default auto: raw when D <= 2, else pca, see
+    :func:`mmvae.diagnostics.embeddings.embedding_method`)."""
     torch.manual_seed(seed)
     model = ckpt.model
     bundle = checkpoint_dataset(ckpt, data)
@@ -82,6 +83,5 @@ def evaluate_checkpoint(
 
         report["diagnostics"] = diagnostics_report(model, bundle, split, parts, fusion, Ks, n_samples=n_samples,
                                                    points=points, seed=seed,
-                                                   embedding_method=embedding_method
-                                                   or ("raw" if model.latent_dim == 2 else "pca"))
+                                                   embedding_method=embedding_method or "auto")
     return report

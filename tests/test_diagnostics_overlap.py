@@ -130,3 +130,20 @@ def test_a_posterior_equal_to_the_prior_keeps_all_its_volume(latent):
         out = posterior_overlap(model, data, [0], fusions=["moe"], n_mc=10, seed=0)
         for key in ("a", "moe"):
             np.testing.assert_allclose(out["posteriors"][key]["log_volume_ratio"], 2 * math.log(0.1), atol=1e-9)
+
+
+def test_auto_embedding_means_one_thing_everywhere():
+    """"auto" = the latent itself when D <= 2, else PCA, in the diagnostics, the CLI's report and the app."""
+    from app.backend import resolve_method
+    from mmvae.cli import build_parser
+    from mmvae.diagnostics.embeddings import embedding_method
+
+    rng = np.random.default_rng(0)
+    for D, expected in ((1, "raw"), (2, "raw"), (3, "pca"), (8, "pca")):
+        means = {"joint": rng.normal(size=(30, D)), "x1": rng.normal(size=(30, D))}
+        assert embedding_method("auto", D) == expected
+        assert embed_2d(means, "auto")["method"] == expected
+        assert resolve_method("auto", D) == expected
+    assert build_parser().parse_args(["evaluate", "m.safetensors"]).embedding == "auto"
+    with pytest.raises(ValueError, match="needs a 2-D latent"):
+        embedding_method("raw", 3)

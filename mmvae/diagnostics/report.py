@@ -56,7 +56,7 @@ def diagnostics_report(
     repeats: int = 3,
     n_samples: int = 1000,
     points: Sequence[int] | None = None,
-    embedding_method: str = "pca",
+    embedding_method: str = "auto",
     snr_Ks: Sequence[int] = (1, 3, 10, 30),
     snr_repeats: int = 30,
     snr_batch: int = 32,
