@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import data_provenance, save_checkpoint
     from .data import load_dataset
     from .model import build_model, config_for_specs
     from .training import fit
@@ -177,8 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                   eval_K=args.eval_K, progress=not args.quiet)
-    data_info = {"name": args.data, "options": options, "seed": args.seed,
-                 "specs": {k: s.to_dict() for k, s in specs.items()}}
+    data_info = data_provenance(args.data, options, args.seed, specs)
     train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
                   "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
     save_checkpoint(args.out, model.to(torch.device("cpu")), data_info, train_info, history.to_dict())
