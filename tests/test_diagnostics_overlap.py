@@ -147,3 +147,22 @@ def test_auto_embedding_means_one_thing_everywhere():
     assert build_parser().parse_args(["evaluate", "m.safetensors"]).embedding == "auto"
     with pytest.raises(ValueError, match="needs a 2-D latent"):
         embedding_method("raw", 3)
+
+
+def test_pca_views_recover_a_plane_hidden_in_more_dimensions():
+    """Points on a 2-D plane of a 6-D latent: the PCA embedding keeps every pairwise distance and the
+    projection basis spans the plane (both fail if the wrong directions are kept)."""
+    g = torch.Generator().manual_seed(1)
+    Q, _ = torch.linalg.qr(torch.randn(6, 2, generator=g, dtype=torch.float64))
+    flat = torch.randn(40, 2, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1.0], dtype=torch.float64)
+    means = flat @ Q.T + torch.randn(6, generator=g, dtype=torch.float64)
+    coords = embed_2d({"joint": means.numpy()}, "pca")["coords"]["joint"]
+    def distances(a):
+        a = np.asarray(a)
+        return np.linalg.norm(a[:, None] - a[None], axis=-1)
+
+    np.testing.assert_allclose(distances(coords), distances(means.numpy()), atol=1e-9)
+    V, how = project_2d(means)
+    assert how == "pca"
+    torch.testing.assert_close(V.T @ V, torch.eye(2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(Q @ (Q.T @ V), V, atol=1e-9, rtol=0)  # V lies in the plane

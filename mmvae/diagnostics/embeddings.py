@@ -72,12 +72,13 @@ def clear_embedding_cache() -> None:
 
 
 def _pca(stacked: np.ndarray) -> np.ndarray:
-    centred = stacked - stacked.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    basis = vt[:2].T
-    if basis.shape[1] < 2:
-        basis = np.eye(stacked.shape[1], 2)
-    return centred @ basis
+    """scikit-learn's PCA onto the top-2 principal directions (N, D) -> (N, 2); fewer than two
+    points: their first two centred coordinates."""
+    if stacked.shape[0] < 2:
+        return (stacked - stacked.mean(0, keepdims=True))[:, :2]
+    from sklearn.decomposition import PCA  # lazy: scikit-learn loads on first use
+
+    return PCA(n_components=2, svd_solver="full").fit_transform(stacked)
 
 
 def _umap(stacked: np.ndarray, seed: int, options: Mapping) -> np.ndarray:

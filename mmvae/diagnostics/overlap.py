@@ -27,8 +27,8 @@ Figures (all in nats):
   direction.
 
 2-D view (for drawing): for D = 2 the latent itself (``identity``); for D > 2 ``pca``
-projects onto the top-2 principal directions V (D, 2) of all the component means shown (over all
-chosen points and posteriors), or ``first`` onto the first two latent axes. The projected means
+projects onto the top-2 principal directions V (D, 2) (scikit-learn's PCA) of all the component
+means shown (over all chosen points and posteriors), or ``first`` onto the first two latent axes. The projected means
 are mu V and the projected covariances the full 2x2 matrices V^T diag(sigma^2) V (ellipses).
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from torch.distributions import Normal, kl_divergence
 
 from ..distributions import latent_distribution
 from ..fusion import FUSIONS, Posterior
@@ -58,10 +59,11 @@ __all__ = [
 
 
 def gaussian_kl(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, log_scale2: Tensor) -> Tensor:
-    """KL(N(loc1, diag s1^2) || N(loc2, diag s2^2)), summed over the last axis."""
-    var_ratio = torch.exp(2 * (log_scale1 - log_scale2))
-    t = ((loc1 - loc2) * torch.exp(-log_scale2)) ** 2
-    return 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+    """KL(N(loc1, diag s1^2) || N(loc2, diag s2^2)) = 1/2 sum_d (s1^2/s2^2 + (mu1 - mu2)^2/s2^2 - 1
+    - log(s1^2/s2^2)), summed over the last axis (``torch.distributions.kl_divergence``)."""
+    p = Normal(loc1, torch.exp(log_scale1), validate_args=False)
+    q = Normal(loc2, torch.exp(log_scale2), validate_args=False)
+    return kl_divergence(p, q).sum(-1)
 
 
 def symmetric_kl(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, log_scale2: Tensor) -> Tensor:
@@ -125,14 +127,12 @@ def project_2d(means: Tensor, method: str = "pca") -> tuple[Tensor, str]:
         return torch.eye(D, 2, dtype=means.dtype, device=means.device), "first"
     if method != "pca":
         raise ValueError(f"unknown projection {method!r}; choose pca, first or identity")
-    centred = means - means.mean(0, keepdim=True)
-    if means.shape[0] < 2 or float(centred.abs().max()) == 0.0:
+    if means.shape[0] < 2 or float((means - means.mean(0, keepdim=True)).abs().max()) == 0.0:
         return torch.eye(D, 2, dtype=means.dtype, device=means.device), "first"
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    V = vh[:2].T
-    if V.shape[1] < 2:  # rank one: complete with an orthogonal direction
-        extra = torch.eye(D, dtype=means.dtype, device=means.device)[:, :2]
-        V = torch.linalg.qr(torch.cat([V, extra], 1))[0][:, :2]
+    from sklearn.decomposition import PCA  # lazy: only D > 2 latents need it
+
+    pca = PCA(n_components=2, svd_solver="full").fit(means.detach().cpu().double().numpy())
+    V = torch.as_tensor(pca.components_.T.copy(), dtype=means.dtype, device=means.device)  # (D, 2), orthonormal
     return V, "pca"
 
 
