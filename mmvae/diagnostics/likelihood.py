@@ -11,8 +11,11 @@ density, log w = log p(z) + sum_{m in S} lambda_m log p(x_m | z) - log q_mix(z |
 an unbiased estimate of p(x_S) (stratified importance sampling is unbiased for any proposal
 whose components cover the posterior), so log p^ is a lower bound in expectation that becomes
 tight as K grows. This is exactly the tight IWAE(K) of :mod:`mmvae.objectives` at large K. It is
-*not* multivae's estimator, which draws the whole batch from one randomly chosen component and
-weights against that component alone: that proposal is not the mixture and is biased.
+*not* multivae's estimator (``compute_joint_nll`` in multivae 1.0.3), which also weights against
+the full mixture but draws all K samples of a data point from one randomly chosen component
+(MMVAE: one modality for the whole batch; MoPoE: one subset per data point): unbiased for p(x)
+only on average over that choice; for a chosen component c it converges as K grows to
+log E_{q_c}[p(x, z) / q_mix(z | x_S)], not to log p(x_S).
 
 Memory stays bounded: samples are decoded in chunks of ``chunk_size`` per component and the
 weights enter running log-sum-exps (of w, of w^2 per component, and the sum of log w for the
