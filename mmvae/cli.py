@@ -190,8 +190,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoint import load_checkpoint
     from .evaluation import evaluate_checkpoint
 
@@ -199,7 +197,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
-    torch.manual_seed(args.seed)
     points = None
     if args.points:
         try:

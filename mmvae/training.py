@@ -93,12 +93,14 @@ class Progress:
 
 @torch.no_grad()
 def evaluate_bounds(
-    model: MultimodalVAE, data: MultimodalData, K: int, batch_size: int = 512, fusion: str | None = None
+    model: MultimodalVAE, data: MultimodalData, K: int, batch_size: int = 512, fusion: str | None = None,
+    *, generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Mean ELBO and IWAE(K) of the fused posterior over ``data`` (nats per data point)."""
+    """Mean ELBO and IWAE(K) of the fused posterior over ``data`` (nats per data point), samples
+    from ``generator`` when given."""
     tot = {"elbo": 0.0, "iwae": 0.0}
     for batch in data.batches(batch_size):
-        b = bounds(model, batch, K, fusion, validate=False)
+        b = bounds(model, batch, K, fusion, validate=False, generator=generator)
         for k in tot:
             tot[k] += float(b[k].sum())
     return {k: v / data.n for k, v in tot.items()}

@@ -39,3 +39,22 @@ def test_evaluate_json_with_every_part(toy_checkpoint, capsys):
 def test_evaluate_rejects_unknown_part(toy_checkpoint, capsys):
     assert main(["evaluate", toy_checkpoint, "--parts", "bounds,nope", "--device", "cpu"]) == 2
     assert "unknown diagnostics part" in capsys.readouterr().err
+
+
+def test_evaluate_neither_reads_nor_reseeds_the_global_generator(toy_checkpoint):
+    """Same seed, same report, whatever ran before; torch's global stream is left as it was."""
+    import torch
+
+    from mmvae import load_checkpoint
+    from mmvae.evaluation import evaluate_checkpoint
+
+    ckpt = load_checkpoint(toy_checkpoint)
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    a = evaluate_checkpoint(ckpt, Ks=(1, 5), seed=7, parts="bounds,loglik,overlap,snr", n_samples=20)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(2)
+    b = evaluate_checkpoint(ckpt, Ks=(1, 5), seed=7, parts="bounds,loglik,overlap,snr", n_samples=20)
+    assert a == b
+    c = evaluate_checkpoint(ckpt, Ks=(1, 5), seed=8, parts="bounds", n_samples=20)
+    assert c["bounds"] != a["bounds"]
