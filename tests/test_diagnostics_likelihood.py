@@ -1,7 +1,6 @@
 """Log-likelihood estimates and the bound chain on the linear toy with the exact encoder."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

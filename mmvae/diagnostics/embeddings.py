@@ -11,7 +11,7 @@ are cached in memory keyed on a hash of the means, the seed and the UMAP options
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch

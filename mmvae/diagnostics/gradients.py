@@ -11,7 +11,7 @@ variance over the draws (unused parameters) are left out. The expected trends: t
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Normal, kl_divergence
 
-from ..distributions import latent_distribution
 from ..fusion import FUSIONS, Posterior
 from .likelihood import as_inputs
 from .rng import seeded_generator
