@@ -52,13 +52,14 @@ def fusion_name(fusion: str) -> str:
 
 # ------------------------------------------------------------------------------ embeddings
 def resolve_method(method: str, latent_dim: int) -> str:
-    """The app's "auto": the latent itself when D = 2, else PCA (instant). UMAP only when asked
-    for, since its first import compiles with numba for about 15 s."""
-    if method == "auto":
-        return "raw" if latent_dim <= 2 else "pca"
-    if method == "raw" and latent_dim > 2:
-        raise Unavailable(f"'raw' shows a 2-D latent; this model has {latent_dim} dimensions: choose PCA or UMAP")
-    return method
+    """``mmvae.diagnostics.embeddings.embedding_method``: "auto" is the latent itself when D <= 2,
+    else PCA (instant); UMAP only when asked for, since its first import compiles with numba."""
+    from mmvae.diagnostics.embeddings import embedding_method
+
+    try:
+        return embedding_method(method, latent_dim)
+    except ValueError as e:
+        raise Unavailable(str(e)) from None
 
 
 def latent_means(model, data, fusion: str | None = None, n: int = 400) -> dict:

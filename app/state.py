@@ -375,8 +375,7 @@ def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None
     tc = mmvae.TrainConfig(estimator=s["estimator"], K=int(s["K"]), epochs=int(s["epochs"]), seed=int(s["seed"]),
                            device=str(device()), eval_K=int(s["K"]))
     trainer = mmvae.Trainer(model, train, b.val.subset(slice(0, 500)), tc)
-    data_info = {"name": s["dataset"], "options": {}, "seed": int(s["seed"]),
-                 "specs": {k: sp.to_dict() for k, sp in b.specs.items()}}
+    data_info = mmvae.data_provenance(s["dataset"], {}, int(s["seed"]), b.specs)
     history = trainer.history.to_dict()  # shares the live records list
     title = f"{s['dataset']} {fusion.upper()} {s['estimator'].upper()} K={s['K']} seed {s['seed']}"
     return trainer, trained_entry(model, data_info, tc.to_dict(), history, title)

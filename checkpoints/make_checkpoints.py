@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import torch  # noqa: E402
 
-from mmvae import Trainer, TrainConfig, build_model, config_for_specs, save_checkpoint  # noqa: E402
+from mmvae import Trainer, TrainConfig, build_model, config_for_specs, data_provenance, save_checkpoint  # noqa: E402
 from mmvae.data import load_dataset  # noqa: E402
 
 SMALL_MLP = {"type": "mlp", "hidden": [64, 64]}
@@ -58,8 +58,7 @@ def make(name: str, spec: dict, folder: str = HERE) -> str:
                         device="cpu", eval_K=10)
     trainer = Trainer(model, bundle.train, bundle.val, train)
     trainer.fit()
-    data_info = {"name": spec["dataset"], "options": options, "seed": SEED,
-                 "specs": {k: s.to_dict() for k, s in bundle.specs.items()}}
+    data_info = data_provenance(spec["dataset"], options, SEED, bundle.specs)
     path = os.path.join(folder, f"{name}.safetensors")
     save_checkpoint(path, model.to("cpu"), data_info, train.to_dict(), trainer.history.to_dict(),
                     {"title": spec["title"], "preset": name})

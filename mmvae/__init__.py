@@ -5,7 +5,7 @@ Layout, in the order data flows: ``data`` -> ``networks`` -> ``fusion`` -> ``obj
 ``training`` -> ``evaluation`` / ``diagnostics``; ``checkpoint`` saves and loads models and
 ``cli`` is the command line.
 """
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, data_provenance, load_checkpoint, save_checkpoint
 from .data import DataError, DatasetBundle, ModalitySpec, MultimodalData
 from .fusion import FUSIONS, FusionError, Posterior
 from .model import ModalityConfig, ModelConfig, MultimodalVAE, build_model, config_for_specs
@@ -18,5 +18,5 @@ __all__ = [
     "BOUNDS", "Checkpoint", "CheckpointError", "DataError", "DatasetBundle", "ESTIMATORS", "FUSIONS",
     "FusionError", "History", "ModalityConfig", "ModalitySpec", "ModelConfig", "MultimodalData",
     "MultimodalVAE", "Posterior", "TrainConfig", "Trainer", "bounds", "build_model", "config_for_specs",
-    "fit", "load_checkpoint", "log_weights", "objective", "resolve_device", "save_checkpoint",
+    "data_provenance", "fit", "load_checkpoint", "log_weights", "objective", "resolve_device", "save_checkpoint",
 ]

@@ -127,3 +127,12 @@ def load_checkpoint(
 
     model.to(resolve_device(device)).eval()
     return Checkpoint(model, records["data"], records["train"], records["history"], records["extra"])
+
+
+def data_provenance(name: str, options: Mapping | None, seed: int, specs: Mapping) -> dict:
+    """The ``data`` record of a checkpoint: what ``load_dataset(name, seed=seed, **options)``
+    needs to rebuild the training data (``mmvae.evaluation.checkpoint_dataset`` does), and each
+    modality's spec (shape, likelihood, unit, standardising shift and scale) as JSON. The one
+    builder used by ``mmvae train``, the app and ``checkpoints/make_checkpoints.py``."""
+    return {"name": str(name), "options": dict(options or {}), "seed": int(seed),
+            "specs": {k: s.to_dict() for k, s in specs.items()}}

@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--parts", default=None,
                    help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
                         "or 'all' (default: none; the bound table only)")
-    e.add_argument("--embedding", choices=("auto", "raw", "pca", "umap"), default=None,
-                   help="2-D view of the latent for the 'embedding' part: raw (needs D = 2), pca, umap (takes "
-                        "seconds) or auto (raw when D = 2, else umap); when not given: raw when D = 2, else pca")
+    e.add_argument("--embedding", choices=("auto", "raw", "pca", "umap"), default="auto",
+                   help="2-D view of the latent for the 'embedding' part: raw (needs D <= 2), pca, umap (takes "
+                        "seconds) or auto (raw when D <= 2, else pca) (default: auto)")
     e.add_argument("--n-samples", type=_positive_int, default=1000,
                    help="importance samples per data point for log-likelihoods (default: 1000)")
     e.add_argument("--points", default=None,
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import data_provenance, save_checkpoint
     from .data import load_dataset
     from .model import build_model, config_for_specs
     from .training import fit
@@ -185,8 +185,7 @@ def _train(args: argparse.Namespace) -> int:
                   subsample=args.subsample)
     if history.compile_seconds is not None:
         print(f"compiled the training step in {history.compile_seconds:.1f} s (first step included)", file=sys.stderr)
-    data_info = {"name": args.data, "options": options, "seed": args.seed,
-                 "specs": {k: s.to_dict() for k, s in specs.items()}}
+    data_info = data_provenance(args.data, options, args.seed, specs)
     train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
                   "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K,
                   "subsample": args.subsample}
@@ -200,8 +199,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoint import load_checkpoint
     from .evaluation import evaluate_checkpoint
 
@@ -209,7 +206,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
-    torch.manual_seed(args.seed)
     points = None
     if args.points:
         try:

@@ -7,6 +7,7 @@ import torch
 
 from .checkpoint import Checkpoint
 from .data import DatasetBundle, MultimodalData, load_dataset
+from .diagnostics.rng import seeded_generator
 from .training import evaluate_bounds
 
 
@@ -38,12 +39,14 @@ def split_of(bundle: DatasetBundle, split: str) -> MultimodalData:
 
 
 @torch.no_grad()
-def bound_table(model, data: MultimodalData, Ks: Sequence[int], fusion: str | None = None) -> list[dict]:
-    """Mean ELBO and IWAE(K) over ``data`` for each K (K samples per mixture component)."""
+def bound_table(model, data: MultimodalData, Ks: Sequence[int], fusion: str | None = None,
+                generator: torch.Generator | None = None) -> list[dict]:
+    """Mean ELBO and IWAE(K) over ``data`` for each K (K samples per mixture component, drawn
+    from ``generator``)."""
     rows = []
     for K in Ks:
         batch = max(1, min(data.n, 200_000 // max(K, 1)))
-        rows.append({"K": int(K), **evaluate_bounds(model, data, K, batch, fusion)})
+        rows.append({"K": int(K), **evaluate_bounds(model, data, K, batch, fusion, generator=generator)})
     return rows
 
 
@@ -64,8 +67,8 @@ def evaluate_checkpoint(
     ``parts`` (names from :data:`mmvae.diagnostics.report.PARTS`, a comma-separated string or
     ``"all"``) adds a ``diagnostics`` entry (:func:`mmvae.diagnostics.diagnostics_report`) with
     ``n_samples`` importance samples for log-likelihoods and overlap figures for ``points``.
-    ``embedding_method`` (auto, raw, pca, umap) defaults to raw when D = 2, else pca."""
-    torch.manual_seed(seed)
+    ``embedding_method`` (auto, raw, pca, umap; default auto: raw when D <= 2, else pca, see
+    :func:`mmvae.diagnostics.embeddings.embedding_method`)."""
     model = ckpt.model
     bundle = checkpoint_dataset(ckpt, data)
     subset = split_of(bundle, split).to(model.device)
@@ -75,13 +78,12 @@ def evaluate_checkpoint(
                   "modalities": model.names, "train": ckpt.train},
         "data": {"name": bundle.name, "split": split, "n": subset.n},
         "fusion": fusion,
-        "bounds": bound_table(model, subset, Ks, fusion),
+        "bounds": bound_table(model, subset, Ks, fusion, seeded_generator(seed, model.device)),
     }
     if parts:
         from .diagnostics.report import diagnostics_report
 
         report["diagnostics"] = diagnostics_report(model, bundle, split, parts, fusion, Ks, n_samples=n_samples,
                                                    points=points, seed=seed,
-                                                   embedding_method=embedding_method
-                                                   or ("raw" if model.latent_dim == 2 else "pca"))
+                                                   embedding_method=embedding_method or "auto")
     return report

@@ -9,7 +9,8 @@ modalities, each a factorised Gaussian (or Laplace) with parameters ``(C, B, D)`
   weights, so tiny and huge variances neither overflow nor lose precision.
 * ``moe`` (Shi et al. 2019, eq. 2): the uniform mixture (1/|S|) sum_{m in S} q(z | x_m).
 * ``mopoe`` (Sutter et al. 2021, eq. 6): the uniform mixture over the PoEs of all 2^|S| - 1
-  non-empty subsets of S.
+  non-empty subsets of S. Every subset's PoE includes the prior expert; the official MoPoE code
+  (and multivae) adds the prior only to the full set's product.
 
 With Gaussian latents the unimodal posterior q(z | x_m) is the PoE of the prior and expert m, so
 ``mopoe`` restricted to the full set is ``poe`` and restricted to the singletons is ``moe``.

@@ -389,3 +389,17 @@ def bounds(
     """Per-data-point ``elbo`` and ``iwae`` (tight IWAE(K), K samples per component) of log p(x)."""
     lw = log_weights(model, x, K, fusion, validate=validate, generator=generator)
     return {"elbo": combine(lw, "elbo"), "iwae": combine(lw, "iwae", "tight")}
+
+
+def effective_sample_size(lw: Tensor, dim: int | tuple[int, ...] = (0, 1)) -> Tensor:
+    """Kish's effective sample size (sum w)^2 / sum w^2 of importance weights, from log-weights
+    over the sample axes ``dim`` (default: components and samples of a (C, K, B) tensor -> (B,);
+    ``dim=1``: per component, (C, B)). Between 1 (one weight dominates) and the number of weights
+    (all equal). The one formula used by training and the diagnostics."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return ess_from_log_sums(torch.logsumexp(lw, dims), torch.logsumexp(2 * lw, dims))
+
+
+def ess_from_log_sums(log_sum_w: Tensor, log_sum_w2: Tensor) -> Tensor:
+    """(sum w)^2 / sum w^2 from log sum w and log sum w^2 (e.g. running sums over chunks)."""
+    return torch.exp(2 * log_sum_w - log_sum_w2)

@@ -24,7 +24,8 @@ from .data.dataset import MultimodalData
 from .distributions import check_choice
 from .model import MultimodalVAE
 from .fusion import subsets_for
-from .objectives import BOUNDS, ESTIMATORS, check_subsample, bounds, objective, objective_noise, sample_components
+from .objectives import (BOUNDS, ESTIMATORS, bounds, check_subsample, effective_sample_size, objective,
+                         objective_noise, sample_components)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -224,7 +225,7 @@ class Trainer:
         out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False, noise=noise,
                         subsample=self._subsample, components=components)
         lw = out.log_weights
-        ess = (2 * torch.logsumexp(lw, 1) - torch.logsumexp(2 * lw, 1)).exp().mean()
+        ess = effective_sample_size(lw, 1).mean()  # per component, over its K weights
         return out.loss, ess
 
     def _step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

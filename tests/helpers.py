@@ -1,4 +1,5 @@
-"""Shared test models: an exact linear-Gaussian multimodal VAE and constant-expert models."""
+"""Shared test models: the exact linear-Gaussian multimodal VAE (one builder, used for the package's
+`toy` data and for :class:`LinearGaussian`) and constant-expert models."""
 from __future__ import annotations
 
 import math
@@ -8,21 +9,25 @@ from torch import nn
 
 from mmvae import ModalityConfig, ModelConfig, MultimodalVAE
 from mmvae.data import MultimodalData
+from mmvae.data.toy import ToyParams, exact_log_likelihood, exact_posterior
 
 
-class LinearExpert(nn.Module):
-    """Encoder whose expert is N(z; A x + c, diag(exp(2 log_scale))), constant scale."""
+class ExactExpert(nn.Module):
+    """The exact Gaussian likelihood expert of a linear-Gaussian modality x = W z + b + N(0, sigma^2 I)
+    with orthogonal columns of W (s^2 = column norms^2): loc = (x - b) W / s^2 (+ ``shift``),
+    log_scale = log sigma - 1/2 log s^2 (+ log ``scale_factor``), so prior x expert = p(z | x)
+    (:func:`mmvae.data.toy.exact_experts`); the parameters are free for gradient tests."""
 
-    def __init__(self, A: torch.Tensor, c: torch.Tensor, log_scale: torch.Tensor) -> None:
+    def __init__(self, W, b, sigma, shift: float = 0.0, scale_factor: float = 1.0) -> None:
         super().__init__()
-        self.lin = nn.Linear(A.shape[1], A.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            self.lin.weight.copy_(A)
-            self.lin.bias.copy_(c)
-        self.log_scale = nn.Parameter(log_scale.clone())
+        s2 = (W * W).sum(0)
+        self.A = nn.Parameter(W / s2)  # (d, 2)
+        self.c = nn.Parameter(-(b @ W) / s2 + shift)
+        self.log_scale = nn.Parameter(torch.log(torch.as_tensor(sigma, dtype=W.dtype)) - 0.5 * torch.log(s2)
+                                      + math.log(scale_factor))
 
     def forward(self, x):
-        return self.lin(x), self.log_scale.expand(x.shape[0], -1)
+        return x @ self.A + self.c, self.log_scale.expand(x.shape[0], -1)
 
 
 class LinearDecoder(nn.Module):
@@ -37,55 +42,52 @@ class LinearDecoder(nn.Module):
         return self.lin(z)
 
 
+def exact_linear_gaussian_model(params: ToyParams, fusion: str = "poe", mean_shift: float = 0.0,
+                                scale_factor: float = 1.0) -> MultimodalVAE:
+    """The float64 VAE of a linear-Gaussian model (:class:`mmvae.data.toy.ToyParams`): true decoders
+    W z + b with likelihood scale sigma, exact experts; ``mean_shift`` / ``scale_factor`` make the
+    experts wrong."""
+    mods, enc, dec = [], {}, {}
+    for name, W, b, s in zip(params.names, params.W, params.b, params.sigma):
+        mods.append(ModalityConfig(name, (W.shape[0],), "gaussian", float(s), network={"type": "custom"}))
+        enc[name] = ExactExpert(W, b, s, mean_shift, scale_factor)
+        dec[name] = LinearDecoder(W, b)
+    return MultimodalVAE(ModelConfig(mods, latent_dim=2, fusion=fusion), enc, dec).double()
+
+
 class LinearGaussian:
     """z ~ N(0, I_2); x_m = W_m z + b_m + N(0, sigma_m^2 I), W_m with orthogonal columns so the
-    exact posteriors are diagonal. Exact log p(x_S) and the exact experts are closed form."""
+    exact posteriors are diagonal. Its own parameters (dimensions 4 and 3 by default) as a
+    :class:`mmvae.data.toy.ToyParams`; exact log p(x_S) and posteriors are the toy's own functions."""
 
     def __init__(self, dims=(4, 3), sigmas=(0.5, 0.8), seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
         self.names = [f"x{m}" for m in range(len(dims))]
-        self.W, self.b, self.sigma = {}, {}, {}
-        for m, (name, d) in enumerate(zip(self.names, dims)):
+        W, b = [], []
+        for m, d in enumerate(dims):
             Q, _ = torch.linalg.qr(torch.randn(d, 2, generator=g, dtype=torch.float64))
             s = torch.tensor([2.0, 0.6] if m % 2 == 0 else [0.5, 1.7], dtype=torch.float64)
-            self.W[name] = Q * s
-            self.b[name] = torch.randn(d, generator=g, dtype=torch.float64)
-            self.sigma[name] = float(sigmas[m])
+            W.append(Q * s)
+            b.append(torch.randn(d, generator=g, dtype=torch.float64))
+        self.params = ToyParams(list(self.names), W, b, [torch.tensor(float(s), dtype=torch.float64) for s in sigmas])
 
     def sample(self, n: int, seed: int = 1) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, 2, generator=g, dtype=torch.float64)
-        return {k: z @ self.W[k].T + self.b[k] + self.sigma[k] * torch.randn(n, self.W[k].shape[0], generator=g,
-                                                                              dtype=torch.float64)
-                for k in self.names}
+        p = self.params
+        return {k: z @ W.T + b + s * torch.randn(n, W.shape[0], generator=g, dtype=torch.float64)
+                for k, W, b, s in zip(p.names, p.W, p.b, p.sigma)}
 
     def exact_log_likelihood(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        names = [k for k in self.names if k in x]
-        W = torch.cat([self.W[k] for k in names])
-        b = torch.cat([self.b[k] for k in names])
-        noise = torch.cat([torch.full((self.W[k].shape[0],), self.sigma[k] ** 2, dtype=torch.float64) for k in names])
-        cov = W @ W.T + torch.diag(noise)
-        mvn = torch.distributions.MultivariateNormal(b, covariance_matrix=cov)
-        return mvn.log_prob(torch.cat([x[k] for k in names], -1))
+        return exact_log_likelihood(self.params, x)
 
     def exact_posterior(self, x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        names = [k for k in self.names if k in x]
-        prec = torch.eye(2, dtype=torch.float64) + sum(self.W[k].T @ self.W[k] / self.sigma[k] ** 2 for k in names)
-        cov = torch.linalg.inv(prec)
-        mean = sum((x[k] - self.b[k]) @ self.W[k] / self.sigma[k] ** 2 for k in names) @ cov.T
-        return mean, torch.diagonal(cov)
+        """Mean and variance (B, 2) each of p(z | x_S)."""
+        return exact_posterior(self.params, x)
 
     def model(self, fusion: str = "poe", mean_shift: float = 0.0, scale_factor: float = 1.0) -> MultimodalVAE:
         """The VAE whose experts are exact (``mean_shift`` / ``scale_factor`` make them wrong)."""
-        mods = [ModalityConfig(k, (self.W[k].shape[0],), "gaussian", self.sigma[k], network={"type": "custom"})
-                for k in self.names]
-        enc, dec = {}, {}
-        for k in self.names:
-            lam = torch.diagonal(self.W[k].T @ self.W[k]) / self.sigma[k] ** 2  # expert precision
-            A = (self.W[k].T / self.sigma[k] ** 2) / lam[:, None]
-            enc[k] = LinearExpert(A, -A @ self.b[k] + mean_shift, -0.5 * torch.log(lam) + math.log(scale_factor))
-            dec[k] = LinearDecoder(self.W[k], self.b[k])
-        return MultimodalVAE(ModelConfig(mods, latent_dim=2, fusion=fusion), enc, dec).double()
+        return exact_linear_gaussian_model(self.params, fusion, mean_shift, scale_factor)
 
 
 class ConstantExpert(nn.Module):

@@ -43,6 +43,28 @@ def test_writes_are_atomic_and_leave_no_temporary_files(trained):
     assert sorted(os.listdir(path.parent)) == ["model.safetensors"]
 
 
+@pytest.mark.parametrize("fails_at", ["fsync", "replace"])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(trained, monkeypatch, fails_at):
+    """An exception mid-save (disk full while flushing, or the final rename refused) must leave the
+    previous checkpoint byte for byte and no temporary file beside it."""
+    model, path, _ = trained
+    before = path.read_bytes()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # the new save would differ from the old file
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, fails_at, boom)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, model)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == ["model.safetensors"]
+    load_checkpoint(path)  # still a readable checkpoint
+
+
 @pytest.mark.parametrize("corruption", ["truncated", "garbage", "pickle", "empty", "flipped_header"])
 def test_corrupt_files_give_a_clear_error(trained, tmp_path, corruption):
     _, path, _ = trained
@@ -105,10 +127,36 @@ def test_invalid_saved_configuration_is_a_checkpoint_error(trained, tmp_path):
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     config = json.loads(meta["config"])
+    config_before = json.loads(meta["config"])
     config["modalities"][0]["network"]["hidden"] = [-5]
     meta["config"] = json.dumps(config)
     bad = tmp_path / "bad-config.safetensors"
     save_file(tensors, bad, metadata=meta)
     with pytest.raises(CheckpointError, match="configuration is invalid"):
         load_checkpoint(bad)
-    assert load_checkpoint(path, device="auto").model is not None
+    assert load_checkpoint(path, device="auto").model.config.to_dict() == config_before
+
+
+def test_data_provenance_rebuilds_the_training_data(tmp_path):
+    """The one data record (CLI, app, shipped checkpoints): JSON in the file, and enough for
+    evaluation.checkpoint_dataset to rebuild the very same splits."""
+    from mmvae import config_for_specs, data_provenance
+    from mmvae.cli import main
+    from mmvae.data import load_dataset
+    from mmvae.evaluation import checkpoint_dataset
+
+    bundle = load_dataset("toy", seed=3, n=120, nonlinear=True)
+    record = data_provenance("toy", {"n": 120, "nonlinear": True}, 3, bundle.specs)
+    model = build_model(config_for_specs(bundle.specs, network={"type": "mlp", "hidden": [8]}))
+    save_checkpoint(tmp_path / "m.safetensors", model, record)
+    ckpt = load_checkpoint(tmp_path / "m.safetensors")
+    assert ckpt.data == record and ckpt.data["specs"]["x1"]["shape"] == [5]
+    again = checkpoint_dataset(ckpt)
+    for k in bundle.test.modalities:
+        assert torch.equal(again.test.modalities[k], bundle.test.modalities[k])
+    # the CLI writes the same record
+    out = tmp_path / "cli.safetensors"
+    assert main(["train", "--data", "toy", "--data-option", "n=120", "--seed", "3", "--epochs", "1", "--hidden", "8",
+                 "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    toy = load_dataset("toy", seed=3, n=120)
+    assert load_checkpoint(out).data == data_provenance("toy", {"n": 120}, 3, toy.specs)

@@ -1,31 +1,15 @@
 """Log-likelihood estimates and the bound chain on the linear toy with the exact encoder."""
 import math
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from mmvae import ModalityConfig, ModelConfig, MultimodalVAE, build_model, config_for_specs, fit
+from mmvae import MultimodalVAE, build_model, config_for_specs, fit
 from mmvae.data import load_dataset
 from mmvae.data.toy import exact_experts, exact_log_likelihood
 from mmvae.diagnostics import (bound_gaps, conditional_log_likelihood, effective_sample_size,
                                estimate_log_likelihood, exact_log_likelihood_fn)
-from tests.helpers import LinearDecoder
-
-
-class ToyEncoder(nn.Module):
-    """The exact expert of the linear toy: loc = (x - b) W / s^2, log_scale = log sigma - log s."""
-
-    def __init__(self, W, b, sigma, shift: float = 0.0, scale_factor: float = 1.0) -> None:
-        super().__init__()
-        s2 = (W * W).sum(0)
-        self.A = nn.Parameter(W / s2)
-        self.c = nn.Parameter(-(b @ W) / s2 + shift)
-        self.log_scale = nn.Parameter(torch.log(sigma) - 0.5 * torch.log(s2) + math.log(scale_factor))
-
-    def forward(self, x):
-        return x @ self.A + self.c, self.log_scale.expand(x.shape[0], -1)
+from tests.helpers import exact_linear_gaussian_model
 
 
 def toy_bundle(n=400):
@@ -35,13 +19,7 @@ def toy_bundle(n=400):
 def exact_toy_model(bundle, fusion="poe", shift: float = 0.0, scale_factor: float = 1.0) -> MultimodalVAE:
     """Exact encoders and decoders (true W, b; likelihood scale = sigma_m) for the toy, float64;
     ``shift`` / ``scale_factor`` make the experts wrong."""
-    p = bundle.extras["toy_params"]
-    mods, enc, dec = [], {}, {}
-    for name, W, b, s in zip(p.names, p.W, p.b, p.sigma):
-        mods.append(ModalityConfig(name, (W.shape[0],), "gaussian", float(s), network={"type": "custom"}))
-        enc[name] = ToyEncoder(W, b, s, shift, scale_factor)
-        dec[name] = LinearDecoder(W, b)
-    return MultimodalVAE(ModelConfig(mods, latent_dim=2, fusion=fusion), enc, dec).double()
+    return exact_linear_gaussian_model(bundle.extras["toy_params"], fusion, shift, scale_factor)
 
 
 def test_encoder_is_exact():
@@ -88,9 +66,42 @@ def test_mixture_estimates_are_consistent(fusion):
     err = (ll.per_point.double() - exact).abs()
     assert float((err / ll.mc_stderr_per_point.double().clamp_min(1e-3)).max()) < 5
     assert abs(ll.mean - float(exact.mean())) < 5 * ll.mc_stderr + 1e-3
-    # chunking changes nothing but memory
-    a = estimate_log_likelihood(model, data, n_samples=60, seed=3, chunk_size=7, batch_size=8)
-    b = estimate_log_likelihood(model, data, n_samples=60, seed=3, chunk_size=7, batch_size=8)
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+def test_chunking_changes_memory_not_the_samples(fusion):
+    """The samples come from one generator in fixed blocks, whatever the chunk size: estimates with
+    different chunk sizes (below, across and above a block) agree to float rounding."""
+    bundle = toy_bundle()
+    model = exact_toy_model(bundle, fusion, shift=0.3, scale_factor=1.5)  # wrong experts: weights vary
+    data = bundle.test.subset(slice(0, 20))
+    runs = [estimate_log_likelihood(model, data, n_samples=150, seed=3, chunk_size=c, batch_size=8)
+            for c in (1, 7, 64, 65, 150)]
+    for r in runs[1:]:
+        torch.testing.assert_close(r.per_point, runs[0].per_point, atol=1e-10, rtol=1e-12)
+        torch.testing.assert_close(r.mc_stderr_per_point, runs[0].mc_stderr_per_point, atol=1e-10, rtol=1e-9)
+    assert float(runs[0].mc_stderr_per_point.min()) > 1e-3  # the weights vary: another stream would differ
+    other = estimate_log_likelihood(model, data, n_samples=150, seed=4, chunk_size=7, batch_size=8)
+    assert not torch.allclose(other.per_point, runs[0].per_point, atol=1e-6)
+    # the same holds for weight_stats (used by bound_gaps) with a caller-made generator
+    g = torch.Generator().manual_seed(0)
+    x = {k: v[:8].double() for k, v in data.modalities.items()}
+    from mmvae.diagnostics.likelihood import weight_stats
+    a = weight_stats(model, x, [5, 100], chunk_size=3, generator=g)
+    b = weight_stats(model, x, [5, 100], chunk_size=100, generator=torch.Generator().manual_seed(0))
+    for sa, sb in zip(a, b):
+        torch.testing.assert_close(sa.log_p(), sb.log_p(), atol=1e-10, rtol=1e-12)
+
+
+def test_diagnostics_use_their_own_generator_not_the_global_one():
+    bundle = toy_bundle()
+    model = exact_toy_model(bundle, "moe", shift=0.3)
+    data = bundle.test.subset(slice(0, 10))
+    state = torch.get_rng_state()
+    a = estimate_log_likelihood(model, data, n_samples=40, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is neither read nor reseeded
+    torch.manual_seed(12345)
+    b = estimate_log_likelihood(model, data, n_samples=40, seed=1)
     assert torch.equal(a.per_point, b.per_point)
 
 
@@ -134,3 +145,28 @@ def test_trained_model_matches_brute_force():
     z = (ll.per_point.double() - brute) / se
     assert float(z.abs().max()) < 5, z
     assert abs(ll.mean - float(brute.mean())) < 4 * ll.mc_stderr + 2e-3
+
+
+def test_one_component_proposal_misses_log_p_but_stratified_sampling_does_not():
+    """The README's claim about multivae's joint NLL: all K samples of a point drawn from one
+    component c, weighted against the full mixture, converge to log E_{q_c}[p(x, z) / q_mix(z)],
+    not to log p(x); our stratified estimate converges to log p(x)."""
+    from mmvae.objectives import log_joint
+
+    bundle = toy_bundle()
+    model = exact_toy_model(bundle, "moe")
+    data = bundle.test.subset(slice(0, 20))
+    x = {k: v.double() for k, v in data.modalities.items()}
+    exact = exact_log_likelihood(bundle.extras["toy_params"], x)
+    post = model.posterior(x)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        z = post.rsample(20000, generator=g)  # (C, K, B, D)
+        lw = log_joint(model, x, z, post) - post.log_prob(z)  # weighted against the mixture
+    for c in range(2):  # all samples from component c, in two independent halves of 10,000
+        err = [torch.logsumexp(lw[c, h], 0) - math.log(10000) - exact for h in (slice(0, 10000), slice(10000, None))]
+        assert min(float(e.abs().mean()) for e in err) > 0.1  # off log p(x) by 0.2-0.3 nats on average...
+        assert float((err[0] - err[1]).abs().max()) < 0.15  # ...the same in both halves: bias, not noise
+    ours = estimate_log_likelihood(model, data, n_samples=20000, seed=0)
+    z_ours = (ours.per_point.double() - exact) / ours.mc_stderr_per_point.double()
+    assert float(z_ours.abs().max()) < 5 and float((ours.per_point.double() - exact).abs().mean()) < 0.02

@@ -104,3 +104,65 @@ def test_projection_and_embeddings():
     assert emb["method"] == "raw" and set(emb["coords"]) == {"joint", "x1", "x2"}
     np.testing.assert_allclose(emb["coords"]["joint"], emb["means"]["joint"])
     assert len(emb["labels"]) == bundle.test.n
+
+
+@pytest.mark.parametrize("latent", ["gaussian", "laplace"])
+def test_a_posterior_equal_to_the_prior_keeps_all_its_volume(latent):
+    """log_volume_ratio = 0 when every posterior is the prior (Laplace(0, 1) has variance 2, not 1)."""
+    from mmvae import ModalityConfig, ModelConfig, MultimodalVAE
+    from tests.helpers import ConstantExpert, LinearDecoder
+
+    # Laplace: the expert is the posterior; Gaussian: prior x a flat expert is the prior
+    flat = 0.0 if latent == "laplace" else 30.0
+    mods = [ModalityConfig(n, (2,), network={"type": "custom"}) for n in ("a", "b")]
+    enc = {n: ConstantExpert([0.0, 0.0], [flat, flat]) for n in ("a", "b")}
+    dec = {n: LinearDecoder(torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)) for n in ("a", "b")}
+    model = MultimodalVAE(ModelConfig(mods, latent_dim=2, latent=latent, fusion="moe"), enc, dec).double()
+    data = {n: torch.zeros(3, 2, dtype=torch.float64) for n in ("a", "b")}
+    out = posterior_overlap(model, data, [0, 1], fusions=["moe"], n_mc=10, seed=0)
+    for key in ("a", "b", "moe"):
+        np.testing.assert_allclose(out["posteriors"][key]["log_volume_ratio"], 0.0, atol=1e-6)
+    # a tenth of the prior's spread in both dimensions: 2 log(0.1)
+    with torch.no_grad():
+        for e in enc.values():
+            e.log_scale.add_(math.log(0.1) if latent == "laplace" else 0.0)
+    if latent == "laplace":
+        out = posterior_overlap(model, data, [0], fusions=["moe"], n_mc=10, seed=0)
+        for key in ("a", "moe"):
+            np.testing.assert_allclose(out["posteriors"][key]["log_volume_ratio"], 2 * math.log(0.1), atol=1e-9)
+
+
+def test_auto_embedding_means_one_thing_everywhere():
+    """"auto" = the latent itself when D <= 2, else PCA, in the diagnostics, the CLI's report and the app."""
+    from app.backend import resolve_method
+    from mmvae.cli import build_parser
+    from mmvae.diagnostics.embeddings import embedding_method
+
+    rng = np.random.default_rng(0)
+    for D, expected in ((1, "raw"), (2, "raw"), (3, "pca"), (8, "pca")):
+        means = {"joint": rng.normal(size=(30, D)), "x1": rng.normal(size=(30, D))}
+        assert embedding_method("auto", D) == expected
+        assert embed_2d(means, "auto")["method"] == expected
+        assert resolve_method("auto", D) == expected
+    assert build_parser().parse_args(["evaluate", "m.safetensors"]).embedding == "auto"
+    with pytest.raises(ValueError, match="needs a 2-D latent"):
+        embedding_method("raw", 3)
+
+
+def test_pca_views_recover_a_plane_hidden_in_more_dimensions():
+    """Points on a 2-D plane of a 6-D latent: the PCA embedding keeps every pairwise distance and the
+    projection basis spans the plane (both fail if the wrong directions are kept)."""
+    g = torch.Generator().manual_seed(1)
+    Q, _ = torch.linalg.qr(torch.randn(6, 2, generator=g, dtype=torch.float64))
+    flat = torch.randn(40, 2, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1.0], dtype=torch.float64)
+    means = flat @ Q.T + torch.randn(6, generator=g, dtype=torch.float64)
+    coords = embed_2d({"joint": means.numpy()}, "pca")["coords"]["joint"]
+    def distances(a):
+        a = np.asarray(a)
+        return np.linalg.norm(a[:, None] - a[None], axis=-1)
+
+    np.testing.assert_allclose(distances(coords), distances(means.numpy()), atol=1e-9)
+    V, how = project_2d(means)
+    assert how == "pca"
+    torch.testing.assert_close(V.T @ V, torch.eye(2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(Q @ (Q.T @ V), V, atol=1e-9, rtol=0)  # V lies in the plane

@@ -7,7 +7,8 @@ of a model and data, vectorised over samples and data points.
 * :mod:`.embeddings` -- 2-D embeddings of posterior means (raw / PCA / UMAP, cached);
 * :mod:`.generation` -- cross-modal generation, coherence, impedance RMSE vs rock physics;
 * :mod:`.gradients` -- gradient SNR per estimator and K;
-* :mod:`.report` -- all of it as one JSON-able report.
+* :mod:`.report` -- all of it as one JSON-able report;
+* :mod:`.rng` -- the explicit ``torch.Generator`` each of them samples from (never the global one).
 """
 from .bounds import DEFAULT_KS, bound_gaps, exact_log_likelihood_fn
 from .embeddings import clear_embedding_cache, embed_2d, latent_embedding, latent_means, umap_cached

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .likelihood import _batches, _default_batch, as_inputs, estimate_log_likelihood, weight_stats
+from .rng import seeded_generator
 
 __all__ = ["DEFAULT_KS", "bound_gaps", "exact_log_likelihood_fn"]
 
@@ -62,14 +63,12 @@ def bound_gaps(
     batch_size = batch_size or _default_batch(C, Ks[-1])
     elbo = torch.zeros(repeats, len(Ks), dtype=torch.float64)
     iwae = torch.zeros_like(elbo)
-    with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        for r in range(repeats):
-            for _, xb in _batches(x, batch_size):
-                for j, st in enumerate(weight_stats(model, xb, Ks, fusion)):
-                    elbo[r, j] += float(st.elbo().sum())
-                    iwae[r, j] += float(st.log_p().sum())
+    generator = seeded_generator(seed, model.device)
+    for r in range(repeats):
+        for _, xb in _batches(x, batch_size):
+            for j, st in enumerate(weight_stats(model, xb, Ks, fusion, generator=generator)):
+                elbo[r, j] += float(st.elbo().sum())
+                iwae[r, j] += float(st.log_p().sum())
     elbo, iwae = elbo / n, iwae / n
 
     def sd(t: Tensor) -> Tensor:

@@ -1,23 +1,27 @@
 """2-D embeddings of posterior means (joint and unimodal) of a dataset, labels attached.
 
-``method``: ``raw`` (the latent itself; needs D = 2), ``pca`` (instant), ``umap`` (umap-learn,
-seeded, imported lazily: its first import compiles with numba for ~15 s) or ``auto`` (raw when
-D = 2, else UMAP, falling back to PCA when umap-learn is missing). One projection is fitted on the
-joint and all unimodal means stacked together, so all of them share the same axes. UMAP results
+``method``: ``raw`` (the latent itself; needs D <= 2), ``pca`` (instant), ``umap`` (umap-learn,
+seeded, imported lazily: its first import compiles with numba for ~15 s) or ``auto``: raw when
+D <= 2, else PCA -- instant and deterministic; UMAP only when asked for by name. This one meaning
+of ``auto`` (:func:`embedding_method`) is the CLI's, the report's and the app's. One projection is
+fitted on the joint and all unimodal means stacked together, so all of them share the same axes. UMAP results
 are cached in memory keyed on a hash of the means, the seed and the UMAP options
 (:func:`clear_embedding_cache` empties it); :func:`umap_cached` says whether a call would hit it.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from .likelihood import _batches, as_inputs
 
-__all__ = ["latent_means", "embed_2d", "latent_embedding", "umap_cached", "clear_embedding_cache"]
+__all__ = ["EMBEDDING_METHODS", "embedding_method", "latent_means", "embed_2d", "latent_embedding", "umap_cached",
+           "clear_embedding_cache"]
+
+EMBEDDING_METHODS = ("auto", "raw", "pca", "umap")
 
 _UMAP_CACHE: dict[str, np.ndarray] = {}
 _UMAP_CACHE_MAX = 32
@@ -40,6 +44,18 @@ def latent_means(model, data, fusion: str | None = None, unimodal: bool = True,
     return {k: torch.cat(v).cpu().double().numpy() for k, v in out.items()}
 
 
+def embedding_method(method: str, latent_dim: int) -> str:
+    """The method ``method`` means for a D-dimensional latent: ``auto`` -> ``raw`` when D <= 2,
+    else ``pca``; others unchanged. ValueError for an unknown method or ``raw`` with D > 2."""
+    if method not in EMBEDDING_METHODS:
+        raise ValueError(f"unknown embedding method {method!r}; choose {', '.join(EMBEDDING_METHODS)}")
+    if method == "auto":
+        return "raw" if latent_dim <= 2 else "pca"
+    if method == "raw" and latent_dim > 2:
+        raise ValueError(f"method 'raw' needs a 2-D latent, this one has D = {latent_dim}; use pca or umap")
+    return method
+
+
 def _key(stacked: np.ndarray, seed: int, options: Mapping) -> str:
     h = hashlib.sha1(np.ascontiguousarray(stacked, dtype=np.float64).tobytes())
     h.update(repr((stacked.shape, seed, sorted(options.items()))).encode())
@@ -56,12 +72,13 @@ def clear_embedding_cache() -> None:
 
 
 def _pca(stacked: np.ndarray) -> np.ndarray:
-    centred = stacked - stacked.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    basis = vt[:2].T
-    if basis.shape[1] < 2:
-        basis = np.eye(stacked.shape[1], 2)
-    return centred @ basis
+    """scikit-learn's PCA onto the top-2 principal directions (N, D) -> (N, 2); fewer than two
+    points: their first two centred coordinates."""
+    if stacked.shape[0] < 2:
+        return (stacked - stacked.mean(0, keepdims=True))[:, :2]
+    from sklearn.decomposition import PCA  # lazy: scikit-learn loads on first use
+
+    return PCA(n_components=2, svd_solver="full").fit_transform(stacked)
 
 
 def _umap(stacked: np.ndarray, seed: int, options: Mapping) -> np.ndarray:
@@ -84,26 +101,12 @@ def embed_2d(means: Mapping[str, np.ndarray], method: str = "auto", seed: int = 
 
     Returns ``{"coords": {name: (N_i, 2)}, "method": the method used, "labels": labels or None}``.
     """
-    if method not in ("auto", "raw", "pca", "umap"):
-        raise ValueError(f"unknown embedding method {method!r}; choose auto, raw, pca or umap")
     names = list(means)
     arrays = [np.asarray(means[k], dtype=np.float64) for k in names]
     D = arrays[0].shape[1]
     stacked = np.concatenate(arrays)
-    used = method
-    if method == "auto":
-        if D <= 2:
-            used = "raw"
-        else:
-            try:
-                import importlib.util
-
-                used = "umap" if importlib.util.find_spec("umap") is not None else "pca"
-            except (ImportError, ValueError):
-                used = "pca"
+    used = embedding_method(method, D)
     if used == "raw":
-        if D > 2:
-            raise ValueError(f"method 'raw' needs a 2-D latent, this one has D = {D}; use pca or umap")
         flat = stacked if D == 2 else np.concatenate([stacked, np.zeros_like(stacked)], 1)
     elif used == "pca":
         flat = _pca(stacked) if D > 2 else (stacked if D == 2 else np.concatenate([stacked, np.zeros_like(stacked)], 1))

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .likelihood import _batches, as_inputs
+from .rng import seeded_generator
 
 __all__ = [
     "generate",
@@ -52,27 +53,20 @@ def generate(model, data, given: Sequence[str], targets: Sequence[str] | None = 
     x, _ = as_inputs(model, data, list(given))
     targets = list(targets or model.names)
     out: dict[str, list] = {t: [] for t in targets}
-    with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        for _, xb in _batches(x, batch_size):
-            g = model.generate(xb, targets, n_samples, fusion)
-            for t in targets:
-                out[t].append(g[t])
+    generator = seeded_generator(seed, model.device)
+    for _, xb in _batches(x, batch_size):
+        g = model.generate(xb, targets, n_samples, fusion, generator=generator)
+        for t in targets:
+            out[t].append(g[t])
     dim = 0 if n_samples == 0 else 1
     return {t: torch.cat(v, dim).cpu() for t, v in out.items()}
 
 
 @torch.no_grad()
 def prior_samples(model, n: int, targets: Sequence[str] | None = None, seed: int | None = 0) -> dict[str, Tensor]:
-    """Unconditional generations E[x_m | z] at n prior samples."""
-    with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        # (as model.sample_prior, but in the model's dtype: the prior is built in float32)
-        z = model.prior().sample((n,)).to(next(model.parameters()).dtype)
-        params = model.decode(z, list(targets or model.names))
-        return {k: model.likelihoods[k].mean(v).cpu() for k, v in params.items()}
+    """Unconditional generations E[x_m | z] at n prior samples (``model.sample_prior``), on the CPU."""
+    out = model.sample_prior(n, list(targets or model.names), generator=seeded_generator(seed, model.device))
+    return {k: v.cpu() for k, v in out.items()}
 
 
 def _flat(x) -> np.ndarray:
@@ -160,14 +154,8 @@ def coherence(
         if not targets:
             continue
         gen = generate(model, test, list(s), targets, n_samples, fusion, seed=seed)
-        for t in targets:
-            g = gen[t]
-            if n_samples:
-                pred = _predict(classifiers[t], g.reshape(-1, *g.shape[2:]))
-                value = float((pred == np.tile(y, n_samples)).mean())
-            else:
-                value = float((_predict(classifiers[t], g) == y).mean())
-            rows.append({"given": list(s), "target": t, "coherence": value})
+        values = coherence_of(gen, y, classifiers, n_samples)
+        rows.extend({"given": list(s), "target": t, "coherence": values[t]} for t in targets)
     joint = None
     if n_prior and len(names) > 1:
         prior = prior_samples(model, n_prior, names, seed)

@@ -11,7 +11,7 @@ variance over the draws (unused parameters) are left out. The expected trends: t
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -19,6 +19,7 @@ from torch import Tensor
 from ..fusion import FUSIONS
 from ..objectives import objective
 from .likelihood import as_inputs, effective_sample_size
+from .rng import seeded_generator
 
 __all__ = ["gradient_snr", "effective_sample_size", "snr_summary"]
 
@@ -59,28 +60,26 @@ def gradient_snr(
     was_training = model.training
     rows = []
     try:
-        with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            for f in fusions:
-                for est in estimators:
-                    for K in Ks:
-                        ge, gd, ess = [], [], []
-                        for _ in range(repeats):
-                            for p in model.parameters():
-                                p.grad = None
-                            out = objective(model, x, est, int(K), f, bound, validate=False)
-                            out.loss.backward()
-                            ge.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                                                 for p in enc]))
-                            gd.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                                                 for p in dec]))
-                            ess.append(float(effective_sample_size(out.log_weights, 1).mean()))
-                        e, d = snr_summary(torch.stack(ge)), snr_summary(torch.stack(gd))
-                        rows.append({"fusion": f, "estimator": est, "K": int(K), "encoder_snr": e["mean"],
-                                     "encoder_snr_median": e["median"], "decoder_snr": d["mean"],
-                                     "decoder_snr_median": d["median"], "ess": sum(ess) / len(ess),
-                                     "repeats": repeats})
+        generator = seeded_generator(seed, model.device)
+        for f in fusions:
+            for est in estimators:
+                for K in Ks:
+                    ge, gd, ess = [], [], []
+                    for _ in range(repeats):
+                        for p in model.parameters():
+                            p.grad = None
+                        out = objective(model, x, est, int(K), f, bound, validate=False, generator=generator)
+                        out.loss.backward()
+                        ge.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                             for p in enc]))
+                        gd.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                             for p in dec]))
+                        ess.append(float(effective_sample_size(out.log_weights, 1).mean()))
+                    e, d = snr_summary(torch.stack(ge)), snr_summary(torch.stack(gd))
+                    rows.append({"fusion": f, "estimator": est, "K": int(K), "encoder_snr": e["mean"],
+                                 "encoder_snr_median": e["median"], "decoder_snr": d["mean"],
+                                 "decoder_snr_median": d["median"], "ess": sum(ess) / len(ess),
+                                 "repeats": repeats})
     finally:
         for p, g in zip(model.parameters(), saved):
             p.grad = g

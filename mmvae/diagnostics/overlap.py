@@ -20,28 +20,31 @@ Figures (all in nats):
   standard error.
 * ``kl_prior``: KL(q || p(z)) -- information the posterior holds beyond the prior (closed form for
   one Gaussian, Monte Carlo for mixtures and Laplace latents).
-* ``log_volume_ratio``: log of (posterior volume / prior volume) = 1/2 log det Cov_q (the prior
-  has identity covariance); the covariance of a mixture is its moment-matched one. 0 = keeps all
-  of the prior's spread, -D * 2.3 = one tenth of the prior's standard deviation in every direction.
+* ``log_volume_ratio``: log of (posterior volume / prior volume) = 1/2 (log det Cov_q - log det
+  Cov_p), with Cov_p = I for the N(0, I) prior and 2 I for the Laplace(0, 1) prior (a Laplace of
+  scale b has variance 2 b^2); the covariance of a mixture is its moment-matched one. 0 = keeps
+  all of the prior's spread, -D * 2.3 = one tenth of the prior's standard deviation in every
+  direction.
 
 2-D view (for drawing): for D = 2 the latent itself (``identity``); for D > 2 ``pca``
-projects onto the top-2 principal directions V (D, 2) of all the component means shown (over all
-chosen points and posteriors), or ``first`` onto the first two latent axes. The projected means
+projects onto the top-2 principal directions V (D, 2) (scikit-learn's PCA) of all the component
+means shown (over all chosen points and posteriors), or ``first`` onto the first two latent axes. The projected means
 are mu V and the projected covariances the full 2x2 matrices V^T diag(sigma^2) V (ellipses).
 """
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.distributions import Normal, kl_divergence
 
-from ..distributions import latent_distribution
 from ..fusion import FUSIONS, Posterior
 from .likelihood import as_inputs
+from .rng import seeded_generator
 
 __all__ = [
     "bhattacharyya_coefficient",
@@ -55,10 +58,11 @@ __all__ = [
 
 
 def gaussian_kl(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, log_scale2: Tensor) -> Tensor:
-    """KL(N(loc1, diag s1^2) || N(loc2, diag s2^2)), summed over the last axis."""
-    var_ratio = torch.exp(2 * (log_scale1 - log_scale2))
-    t = ((loc1 - loc2) * torch.exp(-log_scale2)) ** 2
-    return 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+    """KL(N(loc1, diag s1^2) || N(loc2, diag s2^2)) = 1/2 sum_d (s1^2/s2^2 + (mu1 - mu2)^2/s2^2 - 1
+    - log(s1^2/s2^2)), summed over the last axis (``torch.distributions.kl_divergence``)."""
+    p = Normal(loc1, torch.exp(log_scale1), validate_args=False)
+    q = Normal(loc2, torch.exp(log_scale2), validate_args=False)
+    return kl_divergence(p, q).sum(-1)
 
 
 def symmetric_kl(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, log_scale2: Tensor) -> Tensor:
@@ -73,11 +77,12 @@ def bhattacharyya_coefficient(loc1: Tensor, log_scale1: Tensor, loc2: Tensor, lo
     return torch.exp(-d_b)
 
 
-def mc_kl(post: Posterior, log_density, n: int = 1000) -> tuple[Tensor, Tensor]:
+def mc_kl(post: Posterior, log_density, n: int = 1000, generator: torch.Generator | None = None
+          ) -> tuple[Tensor, Tensor]:
     """KL(post || r) by stratified Monte Carlo: ``n`` samples per component of the (mixture)
-    posterior, ``log_density(z)`` = log r(z) at z (C, n, B, D) -> (C, n, B). Returns (kl, stderr),
-    each (B,): kl = (1/C) sum_c mean_k f, stderr = sqrt(sum_c var_c / n) / C."""
-    z = post.rsample(n).detach()
+    posterior (from ``generator``), ``log_density(z)`` = log r(z) at z (C, n, B, D) -> (C, n, B).
+    Returns (kl, stderr), each (B,): kl = (1/C) sum_c mean_k f, stderr = sqrt(sum_c var_c / n) / C."""
+    z = post.rsample(n, generator=generator).detach()
     f = post.log_prob(z) - log_density(z)  # (C, n, B)
     C = f.shape[0]
     kl = f.mean(1).mean(0)
@@ -85,23 +90,29 @@ def mc_kl(post: Posterior, log_density, n: int = 1000) -> tuple[Tensor, Tensor]:
     return kl, (var.sum(0) / n).sqrt() / C
 
 
-def kl_to_prior(post: Posterior, prior, n: int = 1000) -> tuple[Tensor, Tensor]:
+def kl_to_prior(post: Posterior, prior, n: int = 1000, generator: torch.Generator | None = None
+                ) -> tuple[Tensor, Tensor]:
     """KL(q || p(z)) per data point: closed form for one Gaussian component (stderr 0), else MC."""
     if post.family == "gaussian" and post.n_components == 1:
         kl = gaussian_kl(post.loc[0], post.log_scale[0], torch.zeros_like(post.loc[0]), torch.zeros_like(post.loc[0]))
         return kl, torch.zeros_like(kl)
-    return mc_kl(post, lambda z: prior.log_prob(z).sum(-1), n)
+    return mc_kl(post, lambda z: prior.log_prob(z).sum(-1), n, generator)
 
 
 def _log_volume_ratio(loc: Tensor, log_scale: Tensor, family: str) -> Tensor:
-    """1/2 log det of the (moment-matched) covariance; loc/log_scale (C, B, D) -> (B,)."""
-    var = torch.exp(2 * log_scale) * (2.0 if family == "laplace" else 1.0)  # Laplace variance = 2 b^2
+    """1/2 (log det Cov_q - log det Cov_p) with Cov_q the (moment-matched) covariance of the
+    posterior and Cov_p that of the standard prior; loc/log_scale (C, B, D) -> (B,)."""
+    unit_var = 2.0 if family == "laplace" else 1.0  # variance of the standard prior: Laplace(0, 1) has 2
+    var = torch.exp(2 * log_scale) * unit_var  # Laplace variance = 2 b^2
+    D = loc.shape[-1]
     if loc.shape[0] == 1:
-        return 0.5 * torch.log(var[0]).sum(-1)
-    m = loc.mean(0)
-    second = (torch.diag_embed(var) + loc.unsqueeze(-1) * loc.unsqueeze(-2)).mean(0)
-    cov = second - m.unsqueeze(-1) * m.unsqueeze(-2)
-    return 0.5 * torch.linalg.slogdet(cov)[1]
+        log_det = torch.log(var[0]).sum(-1)
+    else:
+        m = loc.mean(0)
+        second = (torch.diag_embed(var) + loc.unsqueeze(-1) * loc.unsqueeze(-2)).mean(0)
+        cov = second - m.unsqueeze(-1) * m.unsqueeze(-2)
+        log_det = torch.linalg.slogdet(cov)[1]
+    return 0.5 * (log_det - D * math.log(unit_var))
 
 
 def project_2d(means: Tensor, method: str = "pca") -> tuple[Tensor, str]:
@@ -115,14 +126,12 @@ def project_2d(means: Tensor, method: str = "pca") -> tuple[Tensor, str]:
         return torch.eye(D, 2, dtype=means.dtype, device=means.device), "first"
     if method != "pca":
         raise ValueError(f"unknown projection {method!r}; choose pca, first or identity")
-    centred = means - means.mean(0, keepdim=True)
-    if means.shape[0] < 2 or float(centred.abs().max()) == 0.0:
+    if means.shape[0] < 2 or float((means - means.mean(0, keepdim=True)).abs().max()) == 0.0:
         return torch.eye(D, 2, dtype=means.dtype, device=means.device), "first"
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    V = vh[:2].T
-    if V.shape[1] < 2:  # rank one: complete with an orthogonal direction
-        extra = torch.eye(D, dtype=means.dtype, device=means.device)[:, :2]
-        V = torch.linalg.qr(torch.cat([V, extra], 1))[0][:, :2]
+    from sklearn.decomposition import PCA  # lazy: only D > 2 latents need it
+
+    pca = PCA(n_components=2, svd_solver="full").fit(means.detach().cpu().double().numpy())
+    V = torch.as_tensor(pca.components_.T.copy(), dtype=means.dtype, device=means.device)  # (D, 2), orthonormal
     return V, "pca"
 
 
@@ -155,9 +164,8 @@ def posterior_overlap(
         fusions = [f for f in fusions if f == "moe"]
         subsets = [s for s in subsets if len(s) == 1]
     posts: dict[str, tuple[str, Posterior]] = {}
-    with torch.no_grad(), torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    generator = seeded_generator(seed, model.device)
+    with torch.no_grad():
         for m in names:
             posts[m] = ("unimodal", model.posterior({m: x[m]}, "moe", validate=False))
         for f in fusions:
@@ -171,7 +179,7 @@ def posterior_overlap(
         prior = model.prior()
         out_posts = {}
         for key, (kind, p) in posts.items():
-            kl, kl_se = kl_to_prior(p, prior, n_mc)
+            kl, kl_se = kl_to_prior(p, prior, n_mc, generator)
             var = torch.exp(2 * p.log_scale)  # (C, P, D)
             cov2d = torch.einsum("di,cpd,dj->pcij", V, var, V)
             out_posts[key] = {
@@ -195,8 +203,8 @@ def posterior_overlap(
                 bc = bhattacharyya_coefficient(*args)
                 se = torch.zeros_like(kl_ab)
             else:
-                kl_ab, se_ab = mc_kl(pa, lambda z: pb.log_prob(z), n_mc)
-                kl_ba, se_ba = mc_kl(pb, lambda z: pa.log_prob(z), n_mc)
+                kl_ab, se_ab = mc_kl(pa, lambda z: pb.log_prob(z), n_mc, generator)
+                kl_ba, se_ba = mc_kl(pb, lambda z: pa.log_prob(z), n_mc, generator)
                 bc, se = torch.full_like(kl_ab, float("nan")), (se_ab ** 2 + se_ba ** 2).sqrt()
             pairs.append({"a": a, "b": b, "bhattacharyya": _np(bc), "symmetric_kl": _np(kl_ab + kl_ba),
                           "symmetric_kl_stderr": _np(se), "kl_ab": _np(kl_ab), "kl_ba": _np(kl_ba)})
@@ -210,7 +218,7 @@ def posterior_overlap(
                     kl = gaussian_kl(p.loc[0], p.log_scale[0], u.loc[0], u.log_scale[0])
                     se, how = torch.zeros_like(kl), "closed form"
                 else:
-                    kl, se = mc_kl(p, lambda z, u=u: u.log_prob(z), n_mc)
+                    kl, se = mc_kl(p, lambda z, u=u: u.log_prob(z), n_mc, generator)
                     how = "monte carlo"
                 fused_vs.append({"fused": key, "unimodal": m, "kl": _np(kl), "stderr": _np(se), "method": how})
     return {

@@ -56,11 +56,12 @@ def diagnostics_report(
     repeats: int = 3,
     n_samples: int = 1000,
     points: Sequence[int] | None = None,
-    embedding_method: str = "pca",
+    embedding_method: str = "auto",
     snr_Ks: Sequence[int] = (1, 3, 10, 30),
     snr_repeats: int = 30,
     snr_batch: int = 32,
     seed: int = 0,
+    as_json: bool = True,
 ) -> dict:
     """The diagnostics ``parts`` (default all of :data:`PARTS`) of ``model`` on ``bundle``'s split.
 
@@ -68,7 +69,9 @@ def diagnostics_report(
     ``bounds`` (:func:`~mmvae.diagnostics.bounds.bound_gaps`), ``loglik`` (joint, each
     modality's marginal and each conditional log p(x_t | x_g)), ``overlap``, ``embedding``
     (coords per posterior, labels), ``coherence`` (+ ``impedance`` SI-from-AI RMSE when the data
-    has AI and SI), ``snr`` (rows per fusion x estimator x K)."""
+    has AI and SI), ``snr`` (rows per fusion x estimator x K).
+
+    ``as_json=False`` returns the report before :func:`jsonable` (tensors, arrays, NaN as NaN)."""
     from .bounds import bound_gaps, exact_log_likelihood_fn
     from .embeddings import latent_embedding
     from .generation import coherence, impedance_si_rmse, modality_classifiers
@@ -114,4 +117,4 @@ def diagnostics_report(
         was = model.training
         out["snr"] = gradient_snr(model, batch, snr_Ks, fusion=fus, repeats=snr_repeats, seed=seed)
         model.train(was)
-    return jsonable(out)
+    return jsonable(out) if as_json else out
