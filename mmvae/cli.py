@@ -1,16 +1,25 @@
 """Command line: ``python -m mmvae train ...`` and ``python -m mmvae evaluate CHECKPOINT``.
 
 Every error a user can cause (a bad option value, a missing file, malformed data, a corrupt
-checkpoint) prints one line ``mmvae: error: ...`` and exits with status 2; no traceback.
+checkpoint, a diverged run) prints one line ``mmvae: error: ...`` and exits with status 2; no
+traceback unless ``--debug``. Options are checked before any work starts: argparse ``type=``
+functions check the format, :data:`VALIDATORS` (one function per subcommand, over the parsed
+namespace) check ranges against the central table :data:`mmvae.limits.RANGES`, devices and paths.
+A new subcommand adds ``parents=[COMMON]`` and a validator.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
+from . import limits
 from .distributions import LATENT_FAMILIES, LIKELIHOODS
+from .errors import ConfigError, TrainingError
 from .fusion import FUSIONS
 from .networks import NETWORK_TYPES
 from .objectives import BOUNDS, ESTIMATORS
@@ -78,11 +87,39 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _limit_help(key: str) -> str:
+    lo, hi = limits.RANGES[key]
+    return f"{lo:,} to {hi:,}"
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    """Options every subcommand takes (``parents=[COMMON]``); SUPPRESS keeps a value given before
+    the subcommand (``python -m mmvae --debug train ...``) from being reset by the subparser."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("limits and debugging")
+    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the Python traceback of an error instead of one line")
+    g.add_argument("--max-data-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
+                   help=f"largest data set or data file read, as float32 (default: "
+                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g}; LAS files: "
+                        f"{limits.DEFAULTS['max_las_bytes'] / 2**20:g} MiB unless raised)")
+    g.add_argument("--max-step-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
+                   help=f"largest estimated memory of one training or validation step (default: "
+                        f"{limits.DEFAULTS['max_step_bytes'] / 2**30:g})")
+    g.add_argument("--max-parameters", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                   help=f"largest model, built or loaded (default: {limits.DEFAULTS['max_parameters']:,})")
+    return p
+
+
+COMMON = _common_parser()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mmvae", description="Multimodal VAEs (PoE, MoE, MoPoE) with ELBO, IWAE, DReG and STL.")
+    parser = _Parser(prog="python -m mmvae", description="Multimodal VAEs (PoE, MoE, MoPoE) with ELBO, IWAE, DReG and STL.",
+                     parents=[COMMON])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint",
+    t = sub.add_parser("train", help="train a model and save a checkpoint", parents=[COMMON],
                        description="Train a multimodal VAE on a built-in dataset or your own file and save a checkpoint.")
     t.add_argument("--data", default="toy", help="built-in dataset name (see 'python -m mmvae datasets') or a path to "
                    "a .npz (one array per modality, optional 'labels') or .las file (default: toy)")
@@ -92,15 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fusion", choices=FUSIONS, default="poe", help="how unimodal posteriors are fused (default: poe)")
     t.add_argument("--estimator", choices=ESTIMATORS, default="iwae",
                    help="objective / gradient estimator: elbo, iwae (plain), dreg (doubly reparameterised), stl (default: iwae)")
-    t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help="importance samples per component (default: 1)")
+    t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help=f"importance samples per component, {_limit_help('K')} (default: 1)")
     t.add_argument("--bound", choices=BOUNDS, default="tight", help="stratified mixture bound for moe/mopoe (default: tight)")
-    t.add_argument("--latent-dim", type=_positive_int, default=2, help="latent dimension D (default: 2)")
+    t.add_argument("--latent-dim", type=_positive_int, default=2, help=f"latent dimension D, {_limit_help('latent_dim')} (default: 2)")
     t.add_argument("--latent", choices=LATENT_FAMILIES, default="gaussian",
                    help="prior and posterior family; laplace works with --fusion moe (default: gaussian)")
     t.add_argument("--network", choices=("auto",) + NETWORK_TYPES, default="auto",
                    help="encoder/decoder family; auto: mlp for vectors and images, conv1d for sequences (default: auto)")
-    t.add_argument("--hidden", type=_int_list, default=None, help="hidden widths, e.g. 128,128 (mlp) or 128 (conv head)")
-    t.add_argument("--channels", type=_int_list, default=None, help="conv channels, e.g. 16,32 (conv1d / conv2d)")
+    t.add_argument("--hidden", type=_int_list, default=None, help=f"hidden widths, e.g. 128,128 (mlp) or 128 (conv head); each {_limit_help('hidden')}, "
+                   f"at most {limits.RANGES['hidden_layers'][1]} layers")
+    t.add_argument("--channels", type=_int_list, default=None, help=f"conv channels, e.g. 16,32 (conv1d / conv2d); each {_limit_help('channels')}, "
+                   f"at most {limits.RANGES['conv_layers'][1]} layers")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default=None, help="override every modality's likelihood")
     t.add_argument("--likelihood-scale", type=_scale, default=None,
                    help="scale of Gaussian/Laplace likelihoods, a number or 'learned' (default: learned)")
@@ -109,20 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training data (default: 20)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="minibatch size (default: 128)")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    t.add_argument("--eval-K", type=_positive_int, default=None, help="K of the recorded IWAE(K) curves (default: K)")
+    t.add_argument("--eval-K", type=_positive_int, default=None, help=f"K of the recorded IWAE(K) curves, {_limit_help('eval_K')} (default: K)")
     t.add_argument("--seed", type=_seed, default=0, help="seed for data, initial weights and sampling (default: 0)")
-    t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda (default: auto)")
+    t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--save-diverged", action="store_true",
+                   help="if training diverges, keep its last weights in OUT's NAME.diverged.safetensors "
+                        "(never over OUT); the command still fails")
 
-    e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint",
+    e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint", parents=[COMMON],
                        description="Evaluate a checkpoint: test-set ELBO and IWAE(K) for a list of K.")
     e.add_argument("checkpoint", help="checkpoint path (.safetensors)")
-    e.add_argument("--K", type=_int_list, default=[1, 10, 100], help="comma-separated K values (default: 1,10,100)")
+    e.add_argument("--K", type=_int_list, default=[1, 10, 100], help=f"comma-separated K values, each {_limit_help('eval_Ks')} (default: 1,10,100)")
     e.add_argument("--split", choices=("train", "val", "test"), default="test", help="data split (default: test)")
     e.add_argument("--fusion", choices=FUSIONS, default=None, help="evaluate with another fusion rule (default: the model's)")
     e.add_argument("--data", default=None, help="evaluate on other data with the same modalities (default: the checkpoint's dataset)")
     e.add_argument("--seed", type=_seed, default=0, help="seed for sampling (default: 0)")
-    e.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     e.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     e.add_argument("--parts", default=None,
                    help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
@@ -131,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="2-D view of the latent for the 'embedding' part: raw (needs D = 2), pca, umap (takes "
                         "seconds) or auto (raw when D = 2, else umap); when not given: raw when D = 2, else pca")
     e.add_argument("--n-samples", type=_positive_int, default=1000,
-                   help="importance samples per data point for log-likelihoods (default: 1000)")
+                   help=f"importance samples per data point for log-likelihoods, {_limit_help('n_samples')} "
+                        "(default: 1000)")
     e.add_argument("--points", default=None,
                    help="data-point indices for the posterior overlap, e.g. 0,5,9 (default: the first 5)")
 
@@ -139,10 +182,128 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ------------------------------------------------------------------------------ validation
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(text: str, option: str = "--device") -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and available here; anything else
+    (``meta``, ``xla``, garbage) is a :class:`ConfigError`."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{option}: unknown device {text!r}; use auto, cpu or cuda") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ConfigError(f"{option}: device {text!r} cannot train or evaluate a model; use auto, cpu or cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{option}: device {text!r} was asked for but no CUDA GPU is available; use auto or cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"{option}: device {text!r} does not exist ({torch.cuda.device_count()} GPU(s))")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"{option}: device {text!r} is not available here; use auto or cpu")
+    return text
+
+
+def _check_ints(args: argparse.Namespace, table: Sequence[tuple[str, str, str]]) -> None:
+    """(attribute, option, RANGES key) rows: each given value (or each entry of a list) in range."""
+    for attr, option, key in table:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            limits.check_int(key, v, option)
+
+
+def validate_train(args: argparse.Namespace) -> None:
+    """Everything about ``train`` that can be checked before the data is read."""
+    _check_ints(args, [("K", "-K", "K"), ("latent_dim", "--latent-dim", "latent_dim"),
+                       ("eval_K", "--eval-K", "eval_K"), ("hidden", "--hidden", "hidden"),
+                       ("channels", "--channels", "channels"), ("epochs", "--epochs", "epochs"),
+                       ("batch_size", "--batch-size", "batch_size")])
+    if args.hidden is not None:
+        limits.check_int("hidden_layers", len(args.hidden), "the number of --hidden layers")
+    if args.channels is not None:
+        limits.check_int("conv_layers", len(args.channels), "the number of --channels layers")
+    for name, w in args.weight:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (w > 0 and math.isfinite(w)):
+            raise ConfigError(f"--weight {name}={w!r}: the weight must be a positive number")
+    check_device(args.device)
+    from .checkpoint import check_output_path
+
+    check_output_path(args.out)
+    if os.path.isfile(args.data) and os.path.exists(args.out) and os.path.samefile(args.data, args.out):
+        raise ConfigError(f"--out {args.out} is the data file itself; choose another name")
+
+
+def validate_evaluate(args: argparse.Namespace) -> None:
+    """Everything about ``evaluate`` that can be checked before the checkpoint is read."""
+    _check_ints(args, [("K", "--K", "eval_Ks"), ("n_samples", "--n-samples", "n_samples")])
+    if len(args.K) > 32:
+        raise ConfigError(f"--K: at most 32 values, got {len(args.K)}")
+    check_device(args.device)
+    if args.points:
+        try:
+            points = [int(t) for t in args.points.split(",") if t.strip()]
+        except ValueError:
+            raise ConfigError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
+        limits.check_int("points", len(points), "the number of --points")
+        if any(p < 0 for p in points):
+            raise ConfigError(f"--points: indices must be >= 0, got {args.points!r}")
+        args.points = points
+
+
+VALIDATORS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": validate_train,
+    "evaluate": validate_evaluate,
+}
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Run the subcommand's validator (raises :class:`ConfigError` and friends, one line each)."""
+    check = VALIDATORS.get(args.command)
+    if check is not None:
+        check(args)
+
+
+def check_training_size(config, batch_size: int, K: int, eval_K: int) -> None:
+    """Before training: the model under the parameter limit (counted on the meta device) and the
+    estimated memory of one training and one validation step under ``max_step_bytes``.
+
+    Estimate: latent samples per step (batch x K x mixture components, or MVAE's M + 1 terms for
+    PoE) times the numbers each decoder makes per sample (its hidden widths and its output),
+    4 bytes each, times 3 (forward values, gradients, temporaries)."""
+    from .checkpoint import expected_state
+
+    cap = limits.current()["max_parameters"]
+    n_params = sum(math.prod(shape) for shape, _ in expected_state(config).values())
+    if n_params > cap:
+        raise ConfigError(f"the model would have {n_params:,} parameters, above the limit of {cap:,} "
+                          "(use smaller --hidden / --channels / --latent-dim, or raise --max-parameters)")
+    M = len(config.modalities)
+    components = {"poe": M + 1, "moe": M, "mopoe": 2**M - 1}[config.fusion]
+    per_sample = config.latent_dim
+    for m in config.modalities:
+        hidden = m.network.get("hidden", [128, 128])
+        hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden] + list(m.network.get("channels", [16, 32]))
+        per_sample += math.prod(m.shape) * 2 + sum(int(h) for h in hidden)
+    cap = limits.current()["max_step_bytes"]
+    for what, batch, k in (("training", batch_size, K), ("validation", 512, eval_K)):
+        need = batch * k * components * per_sample * 4 * 3
+        if need > cap:
+            raise ConfigError(f"one {what} step would need about {need / 2**30:.1f} GiB (batch {batch} x K {k} x "
+                              f"{components} components), above the limit of {cap / 2**30:g} GiB; use a smaller "
+                              f"{'--batch-size or -K' if what == 'training' else '--eval-K'}, or raise --max-step-gb")
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import diverged_path, save_checkpoint, weights_finite
     from .data import load_dataset
     from .model import build_model, config_for_specs
     from .training import fit
@@ -167,24 +328,48 @@ def _train(args: argparse.Namespace) -> int:
     weights = dict(args.weight)
     unknown = set(weights) - {m.name for m in config.modalities}
     if unknown:
-        raise ValueError(f"--weight names unknown modalities {sorted(unknown)}; this dataset has {bundle.modality_names}")
+        raise ConfigError(f"--weight names unknown modalities {sorted(unknown)}; this dataset has {bundle.modality_names}")
     for m in config.modalities:
         if m.name in weights:
             m.weight = float(weights[m.name])
+    if config.fusion == "mopoe":
+        limits.check_int("mopoe_modalities", len(config.modalities), "the number of modalities of a MoPoE model")
+    eval_K = args.eval_K or args.K
+    check_training_size(config, args.batch_size, args.K, eval_K)
+    # everything saved after training is built and checked now, so nothing fails once it has run
+    data_info = {"name": args.data, "options": options, "seed": args.seed,
+                 "specs": {k: s.to_dict() for k, s in specs.items()}}
+    train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
+    try:
+        json.dumps([data_info, train_info, config.to_dict()])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"the options cannot be stored in the checkpoint ({e})") from None
     model = build_model(config, seed=args.seed)
     print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
           f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                   eval_K=args.eval_K, progress=not args.quiet)
-    data_info = {"name": args.data, "options": options, "seed": args.seed,
-                 "specs": {k: s.to_dict() for k, s in specs.items()}}
-    train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
-                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
-    save_checkpoint(args.out, model.to(torch.device("cpu")), data_info, train_info, history.to_dict())
+    model = model.to(torch.device("cpu"))
+    bad_epochs = history.val_nonfinite_epochs
+    if bad_epochs:
+        print(f"mmvae: warning: the validation ELBO or IWAE was NaN or inf at epoch(s) "
+              f"{', '.join(map(str, bad_epochs[:10]))}{' ...' if len(bad_epochs) > 10 else ''}", file=sys.stderr)
+    problem = history.stopped or (None if weights_finite(model) else "training ended with NaN or inf weights")
+    if problem is None and history.records and bad_epochs and bad_epochs[-1] == history.records[-1]["epoch"]:
+        problem = "the final validation bound is NaN or inf"
+    if problem:
+        kept = ""
+        if args.save_diverged:
+            path = diverged_path(args.out)
+            save_checkpoint(path, model, data_info, train_info, history.to_dict(), {"diverged": problem},
+                            allow_nonfinite=True)
+            kept = f"; its last weights are in {path}"
+        raise TrainingError(f"training diverged ({problem}); {args.out} was not written{kept}"
+                            + ("" if kept else " (--save-diverged keeps the last weights)"))
+    save_checkpoint(args.out, model, data_info, train_info, history.to_dict())
     last = history.records[-1] if history.records else {}
-    if history.stopped:
-        print(f"mmvae: warning: {history.stopped}", file=sys.stderr)
     summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("val_elbo", "val_iwae") if k in last)
     print(f"saved {args.out}" + (f" ({summary})" if summary else ""))
     return 0
@@ -201,14 +386,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     torch.manual_seed(args.seed)
-    points = None
-    if args.points:
-        try:
-            points = [int(t) for t in args.points.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
     report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed,
-                                 parts=args.parts, n_samples=args.n_samples, points=points,
+                                 parts=args.parts, n_samples=args.n_samples, points=args.points or None,
                                  embedding_method=args.embedding)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -231,19 +410,64 @@ def _datasets(_: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DataError
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "datasets": _datasets,
+}
 
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _limit_overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    if hasattr(args, "max_data_gb"):
+        out["max_data_bytes"] = out["max_las_bytes"] = int(args.max_data_gb * 2**30)
+    if hasattr(args, "max_step_gb"):
+        out["max_step_bytes"] = int(args.max_step_gb * 2**30)
+    if hasattr(args, "max_parameters"):
+        out["max_parameters"] = args.max_parameters
+    return out
+
+
+def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C, so temporary files are removed
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    previous = None
     try:
-        return {"train": _train, "evaluate": _evaluate, "datasets": _datasets}[args.command](args)
-    except (ValueError, DataError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"mmvae: error: {e}", file=sys.stderr)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        with limits.raised(**_limit_overrides(args)):
+            validate_args(args)
+            return COMMANDS[args.command](args)
+    except (ValueError, OSError) as e:  # every MmvaeError is a ValueError
+        if debug:
+            raise
+        print(f"mmvae: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmvae: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"mmvae: internal error: {type(e).__name__}: {_one_line(e)} (a bug: please report it with the "
+              "output of --debug)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 any work starts, so a bad value is a one-line error instead of unbounded memory or time.
 
 ``RANGES`` is the central range table of integer options (command line and checkpoints): name ->
-(lowest, highest). ``MAX_DATA_BYTES``, ``MAX_LAS_BYTES`` and ``MAX_PARAMETERS`` are defaults that
-can be raised for one block of code::
+(lowest, highest). ``DEFAULTS`` holds the memory limits (data size, LAS file size, parameters,
+estimated memory of one training step); they can be raised for one block of code::
 
     with mmvae.limits.raised(max_data_bytes=8 * 2**30, max_parameters=500_000_000):
         bundle = load_dataset("big.npz")
 
-(the command line's ``--max-data-gb`` and ``--max-parameters`` do this).
+(the command line's ``--max-data-gb``, ``--max-step-gb`` and ``--max-parameters`` do this).
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ DEFAULTS = {
     "max_data_bytes": 2 * 2**30,       # total float32 size of the arrays of one data file / dataset
     "max_las_bytes": 256 * 2**20,      # size of one LAS file (lasio parses it in memory)
     "max_parameters": 100_000_000,     # parameters of one model (built or loaded)
+    "max_step_bytes": 4 * 2**30,       # estimated memory of one training / validation step
 }
 
 _current: ContextVar[dict] = ContextVar("mmvae_limits", default=DEFAULTS)
@@ -70,7 +71,8 @@ def current() -> dict:
 
 @contextlib.contextmanager
 def raised(**limits: int) -> Iterator[dict]:
-    """Use other values of ``max_data_bytes``, ``max_las_bytes`` or ``max_parameters`` inside the block."""
+    """Use other values of the :data:`DEFAULTS` (``max_data_bytes``, ``max_las_bytes``,
+    ``max_parameters``, ``max_step_bytes``) inside the block."""
     unknown = set(limits) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
