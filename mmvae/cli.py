@@ -356,9 +356,8 @@ def _train(args: argparse.Namespace) -> int:
     if bad_epochs:
         print(f"mmvae: warning: the validation ELBO or IWAE was NaN or inf at epoch(s) "
               f"{', '.join(map(str, bad_epochs[:10]))}{' ...' if len(bad_epochs) > 10 else ''}", file=sys.stderr)
+    # a run that diverged fails; one whose validation data alone gave NaN / inf is saved, with the warning
     problem = history.stopped or (None if weights_finite(model) else "training ended with NaN or inf weights")
-    if problem is None and history.records and bad_epochs and bad_epochs[-1] == history.records[-1]["epoch"]:
-        problem = "the final validation bound is NaN or inf"
     if problem:
         kept = ""
         if args.save_diverged:
