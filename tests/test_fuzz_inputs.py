@@ -10,6 +10,8 @@
 3. NaN that appears only in validation is flagged in the history; temporary files are never
    listed as models and stale ones are cleaned safely.
 """
+import contextlib
+import io
 import json
 import os
 import resource
@@ -131,7 +133,8 @@ def test_option_validation_agrees_with_the_range_table(tmp_path, K, latent, hidd
              and len(hidden) <= limits.RANGES["hidden_layers"][1] and inside("eval_K", eval_K)
              and inside("batch_size", batch) and device in ("auto", "cpu", "cpu:0"))
     try:
-        args = build_parser().parse_args(argv)
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = build_parser().parse_args(argv)
         validate_args(args)
     except SystemExit as e:  # argparse's format errors: one line, status 2
         assert e.code == 2 and not valid
