@@ -101,8 +101,8 @@ def _common_parser() -> argparse.ArgumentParser:
                    help="show the Python traceback of an error instead of one line")
     g.add_argument("--max-data-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
                    help=f"largest data set or data file read, as float32 (default: "
-                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g}; LAS files: "
-                        f"{limits.DEFAULTS['max_las_bytes'] / 2**20:g} MiB unless raised)")
+                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g}); also the largest LAS file "
+                        f"(default: {limits.DEFAULTS['max_las_bytes'] / 2**20:g} MiB)")
     g.add_argument("--max-step-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
                    help=f"largest estimated memory of one training or validation step (default: "
                         f"{limits.DEFAULTS['max_step_bytes'] / 2**30:g})")
@@ -311,6 +311,10 @@ def _train(args: argparse.Namespace) -> int:
     options = dict(args.data_option)
     bundle = load_dataset(args.data, seed=args.seed, **options)
     specs = bundle.specs
+    from .data.validate import check_modality_name
+
+    for name in specs:  # names from any loader (npz keys, LAS curves) must be usable as module keys
+        check_modality_name(name, f"{args.data}: modality")
     if args.likelihood:
         from dataclasses import replace
 

@@ -109,6 +109,9 @@ def check_npz(path: str | os.PathLike) -> None:
                 raise DataError(f"{path}: array {key!r} {problem}")
             if len(shape) == 0 or shape[0] == 0:
                 raise DataError(f"{path}: array {key!r} has no samples (shape {shape})")
+            if shape[0] < 3:
+                raise DataError(f"{path}: array {key!r} has {shape[0]} sample(s); at least 3 are needed "
+                                "(train, validation and test)")
             if len(shape) - 1 > limits.RANGES["shape_axes"][1]:
                 raise DataError(f"{path}: array {key!r} has {len(shape)} axes; at most "
                                 f"{limits.RANGES['shape_axes'][1] + 1} (samples and up to (C, H, W)) are supported")
