@@ -101,8 +101,10 @@ def _common_parser() -> argparse.ArgumentParser:
                    help="show the Python traceback of an error instead of one line")
     g.add_argument("--max-data-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
                    help=f"largest data set or data file read, as float32 (default: "
-                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g}); also the largest LAS file "
-                        f"(default: {limits.DEFAULTS['max_las_bytes'] / 2**20:g} MiB)")
+                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g})")
+    g.add_argument("--max-las-mb", type=_positive_float, default=argparse.SUPPRESS, metavar="MB",
+                   help=f"largest LAS file read (default: {limits.DEFAULTS['max_las_bytes'] / 2**20:g}; "
+                        "lasio needs about 30 times the file size in memory)")
     g.add_argument("--max-step-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
                    help=f"largest estimated memory of one training or validation step (default: "
                         f"{limits.DEFAULTS['max_step_bytes'] / 2**30:g})")
@@ -430,9 +432,11 @@ def _one_line(e: BaseException) -> str:
 def _limit_overrides(args: argparse.Namespace) -> dict:
     out = {}
     if hasattr(args, "max_data_gb"):
-        out["max_data_bytes"] = out["max_las_bytes"] = int(args.max_data_gb * 2**30)
+        out["max_data_bytes"] = max(1, int(args.max_data_gb * 2**30))
+    if hasattr(args, "max_las_mb"):
+        out["max_las_bytes"] = max(1, int(args.max_las_mb * 2**20))
     if hasattr(args, "max_step_gb"):
-        out["max_step_bytes"] = int(args.max_step_gb * 2**30)
+        out["max_step_bytes"] = max(1, int(args.max_step_gb * 2**30))
     if hasattr(args, "max_parameters"):
         out["max_parameters"] = args.max_parameters
     return out

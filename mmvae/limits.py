@@ -8,7 +8,8 @@ estimated memory of one training step); they can be raised for one block of code
     with mmvae.limits.raised(max_data_bytes=8 * 2**30, max_parameters=500_000_000):
         bundle = load_dataset("big.npz")
 
-(the command line's ``--max-data-gb``, ``--max-step-gb`` and ``--max-parameters`` do this).
+(the command line's ``--max-data-gb``, ``--max-las-mb``, ``--max-step-gb`` and ``--max-parameters``
+do this).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ MAX_ARRAYS = 64                 # arrays in one .npz file
 
 DEFAULTS = {
     "max_data_bytes": 2 * 2**30,       # total float32 size of the arrays of one data file / dataset
-    "max_las_bytes": 256 * 2**20,      # size of one LAS file (lasio parses it in memory)
+    "max_las_bytes": 32 * 2**20,       # size of one LAS file: lasio needs ~30x that in memory, ~1 s per MiB
     "max_parameters": 100_000_000,     # parameters of one model (built or loaded)
     "max_step_bytes": 4 * 2**30,       # estimated memory of one training / validation step
 }

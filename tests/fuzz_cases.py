@@ -149,7 +149,7 @@ def make_corpus(folder: str, good_checkpoint: str) -> list[tuple[str, list[str],
     _las(j("no_data.las"), data=False)
     cases.append(("las", train(j("no_data.las")), "no ~A"))
     _las(j("too_big.las"))
-    cases.append(("las", train(j("too_big.las"), "--max-data-gb", "0.00001"), "above the LAS size limit"))
+    cases.append(("las", train(j("too_big.las"), "--max-las-mb", "0.01"), "above the LAS size limit"))
     open(j("binary.las"), "wb").write(os.urandom(5000).replace(b"~", b"_"))
     cases.append(("las", train(j("binary.las")), "LAS"))
     _las(j("short.las"), rows=6)

@@ -4,7 +4,7 @@
   the zip (no array data is read) and refuses object (pickled), complex and non-numeric arrays,
   keys that cannot name a modality, arrays that declare more bytes than their zip entry holds, and
   a total float32 size above ``mmvae.limits.current()["max_data_bytes"]`` (2 GiB by default).
-- :func:`check_las`: bounds a LAS file's size (256 MiB by default) and its header (at most
+- :func:`check_las`: bounds a LAS file's size (32 MiB by default) and its header (at most
   :data:`mmvae.limits.MAX_LAS_HEADER_LINES` lines before ``~A``, each at most 64 KiB) by one
   streaming pass, so lasio never parses an unbounded header.
 - :func:`check_dataset_options`: size options (``n``, ``dims``, ``length``, ``window`` ...) inside
@@ -133,7 +133,7 @@ def check_las(path: str | os.PathLike) -> None:
     size = os.path.getsize(path)
     if size > cap:
         raise DataError(f"{path}: {size / 2**20:.1f} MiB, above the LAS size limit of {cap / 2**20:.0f} MiB "
-                        "(raise it with --max-data-gb)")
+                        "(raise it with --max-las-mb)")
     max_lines, max_line = limits.MAX_LAS_HEADER_LINES, limits.MAX_LAS_LINE_BYTES
     with open(path, "rb") as f:
         for n in range(max_lines + 1):
