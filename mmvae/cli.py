@@ -238,8 +238,9 @@ def validate_train(args: argparse.Namespace) -> None:
     from .checkpoint import check_output_path
 
     check_output_path(args.out)
-    if os.path.isfile(args.data) and os.path.exists(args.out) and os.path.samefile(args.data, args.out):
-        raise ConfigError(f"--out {args.out} is the data file itself; choose another name")
+    for data in args.data if isinstance(args.data, list) else [args.data]:
+        if data and os.path.isfile(data) and os.path.exists(args.out) and os.path.samefile(data, args.out):
+            raise ConfigError(f"--out {args.out} is the data file {data} itself; choose another name")
 
 
 def validate_evaluate(args: argparse.Namespace) -> None:
@@ -256,7 +257,6 @@ def validate_evaluate(args: argparse.Namespace) -> None:
         limits.check_int("points", len(points), "the number of --points")
         if any(p < 0 for p in points):
             raise ConfigError(f"--points: indices must be >= 0, got {args.points!r}")
-        args.points = points
 
 
 VALIDATORS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -302,10 +302,49 @@ def check_training_size(config, batch_size: int, K: int, eval_K: int) -> None:
                               f"{'--batch-size or -K' if what == 'training' else '--eval-K'}, or raise --max-step-gb")
 
 
+def check_before_training(args: argparse.Namespace, specs: dict, config, options: dict) -> None:
+    """Everything that could fail once training has run, checked before it starts: modality names,
+    the MoPoE subset count, the model and step sizes, and the records stored in the checkpoint."""
+    from .data.validate import check_modality_name
+
+    for name in specs:  # names from any loader (npz keys, LAS curves) must be usable as module keys
+        check_modality_name(name, f"{args.data}: modality")
+    if config.fusion == "mopoe":
+        limits.check_int("mopoe_modalities", len(config.modalities), "the number of modalities of a MoPoE model")
+    check_training_size(config, args.batch_size, args.K, args.eval_K or args.K)
+    try:
+        json.dumps([options, {k: s.to_dict() for k, s in specs.items()}, config.to_dict()])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"the options cannot be stored in the checkpoint ({e})") from None
+
+
+def save_result(args: argparse.Namespace, model, data_info: dict, train_info: dict, history) -> None:
+    """Save a finished run to ``--out``, unless it diverged (stopped on NaN / inf, or non-finite
+    weights): then ``--out`` is left as it was, the last weights go to NAME.diverged.safetensors
+    if ``--save-diverged``, and :class:`TrainingError` is raised. NaN / inf in validation alone is
+    a warning (the run is saved)."""
+    from .checkpoint import diverged_path, save_checkpoint, weights_finite
+
+    bad = history.val_nonfinite_epochs
+    if bad:
+        print(f"mmvae: warning: the validation ELBO or IWAE was NaN or inf at epoch(s) "
+              f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
+    problem = history.stopped or (None if weights_finite(model) else "training ended with NaN or inf weights")
+    if problem:
+        kept = ""
+        if getattr(args, "save_diverged", False):
+            path = diverged_path(args.out)
+            save_checkpoint(path, model, data_info, train_info, history.to_dict(), {"diverged": problem},
+                            allow_nonfinite=True)
+            kept = f"; its last weights are in {path}"
+        raise TrainingError(f"training diverged ({problem}); {args.out} was not written{kept}"
+                            + ("" if kept else " (--save-diverged keeps the last weights)"))
+    save_checkpoint(args.out, model, data_info, train_info, history.to_dict())
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import diverged_path, save_checkpoint, weights_finite
     from .data import load_dataset
     from .model import build_model, config_for_specs
     from .training import fit
@@ -313,10 +352,6 @@ def _train(args: argparse.Namespace) -> int:
     options = dict(args.data_option)
     bundle = load_dataset(args.data, seed=args.seed, **options)
     specs = bundle.specs
-    from .data.validate import check_modality_name
-
-    for name in specs:  # names from any loader (npz keys, LAS curves) must be usable as module keys
-        check_modality_name(name, f"{args.data}: modality")
     if args.likelihood:
         from dataclasses import replace
 
@@ -334,46 +369,22 @@ def _train(args: argparse.Namespace) -> int:
     weights = dict(args.weight)
     unknown = set(weights) - {m.name for m in config.modalities}
     if unknown:
-        raise ConfigError(f"--weight names unknown modalities {sorted(unknown)}; this dataset has {bundle.modality_names}")
+        raise ValueError(f"--weight names unknown modalities {sorted(unknown)}; this dataset has {bundle.modality_names}")
     for m in config.modalities:
         if m.name in weights:
             m.weight = float(weights[m.name])
-    if config.fusion == "mopoe":
-        limits.check_int("mopoe_modalities", len(config.modalities), "the number of modalities of a MoPoE model")
-    eval_K = args.eval_K or args.K
-    check_training_size(config, args.batch_size, args.K, eval_K)
-    # everything saved after training is built and checked now, so nothing fails once it has run
-    data_info = {"name": args.data, "options": options, "seed": args.seed,
-                 "specs": {k: s.to_dict() for k, s in specs.items()}}
-    train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
-                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
-    try:
-        json.dumps([data_info, train_info, config.to_dict()])
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"the options cannot be stored in the checkpoint ({e})") from None
+    check_before_training(args, specs, config, options)
     model = build_model(config, seed=args.seed)
     print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
           f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                   eval_K=args.eval_K, progress=not args.quiet)
-    model = model.to(torch.device("cpu"))
-    bad_epochs = history.val_nonfinite_epochs
-    if bad_epochs:
-        print(f"mmvae: warning: the validation ELBO or IWAE was NaN or inf at epoch(s) "
-              f"{', '.join(map(str, bad_epochs[:10]))}{' ...' if len(bad_epochs) > 10 else ''}", file=sys.stderr)
-    # a run that diverged fails; one whose validation data alone gave NaN / inf is saved, with the warning
-    problem = history.stopped or (None if weights_finite(model) else "training ended with NaN or inf weights")
-    if problem:
-        kept = ""
-        if args.save_diverged:
-            path = diverged_path(args.out)
-            save_checkpoint(path, model, data_info, train_info, history.to_dict(), {"diverged": problem},
-                            allow_nonfinite=True)
-            kept = f"; its last weights are in {path}"
-        raise TrainingError(f"training diverged ({problem}); {args.out} was not written{kept}"
-                            + ("" if kept else " (--save-diverged keeps the last weights)"))
-    save_checkpoint(args.out, model, data_info, train_info, history.to_dict())
+    data_info = {"name": args.data, "options": options, "seed": args.seed,
+                 "specs": {k: s.to_dict() for k, s in specs.items()}}
+    train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K}
+    save_result(args, model.to(torch.device("cpu")), data_info, train_info, history)
     last = history.records[-1] if history.records else {}
     summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("val_elbo", "val_iwae") if k in last)
     print(f"saved {args.out}" + (f" ({summary})" if summary else ""))
@@ -391,8 +402,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     torch.manual_seed(args.seed)
+    points = None
+    if args.points:
+        try:
+            points = [int(t) for t in args.points.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
     report = evaluate_checkpoint(ckpt, Ks=args.K, split=args.split, fusion=args.fusion, data=args.data, seed=args.seed,
-                                 parts=args.parts, n_samples=args.n_samples, points=args.points or None,
+                                 parts=args.parts, n_samples=args.n_samples, points=points,
                                  embedding_method=args.embedding)
     if args.json:
         print(json.dumps(report, indent=2))

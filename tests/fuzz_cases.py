@@ -239,7 +239,7 @@ def make_corpus(folder: str, good_checkpoint: str) -> list[tuple[str, list[str],
     open(j("afile"), "w").write("x")
     for out, expect in ((os.path.join(j("afile"), "m.safetensors"), "is not a folder"),
                         (folder, "is a directory"), (j(os.path.join("nodir", "m.safetensors")), "does not exist"),
-                        (j("ok.npz"), "the data file itself")):
+                        (j("ok.npz"), "is the data file")):
         args = ["train", "--data", j("ok.npz") if "data file" in expect else "toy", "--out", out, *FAST]
         cases.append(("output path", args, expect))
     for extra, expect in ((["--n-samples", "1000000000"], "--n-samples must be"), (["--K", "0"], "positive integers"),
