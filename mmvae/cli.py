@@ -5,7 +5,8 @@ checkpoint, a diverged run) prints one line ``mmvae: error: ...`` and exits with
 traceback unless ``--debug``. Options are checked before any work starts: argparse ``type=``
 functions check the format, :data:`VALIDATORS` (one function per subcommand, over the parsed
 namespace) check ranges against the central table :data:`mmvae.limits.RANGES`, devices and paths.
-A new subcommand adds ``parents=[COMMON]`` and a validator.
+A new subcommand gets the common options (``--debug``, the limits) from :func:`add_common_options`
+and registers its validator in :data:`VALIDATORS` and its function in :data:`COMMANDS`.
 """
 from __future__ import annotations
 
@@ -93,8 +94,8 @@ def _limit_help(key: str) -> str:
 
 
 def _common_parser() -> argparse.ArgumentParser:
-    """Options every subcommand takes (``parents=[COMMON]``); SUPPRESS keeps a value given before
-    the subcommand (``python -m mmvae --debug train ...``) from being reset by the subparser."""
+    """Options every subcommand takes (see :func:`add_common_options`); SUPPRESS keeps a value given
+    before the subcommand (``python -m mmvae --debug train ...``) from being reset by the subparser."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("limits and debugging")
     g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -117,11 +118,10 @@ COMMON = _common_parser()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mmvae", description="Multimodal VAEs (PoE, MoE, MoPoE) with ELBO, IWAE, DReG and STL.",
-                     parents=[COMMON])
+    parser = _Parser(prog="python -m mmvae", description="Multimodal VAEs (PoE, MoE, MoPoE) with ELBO, IWAE, DReG and STL.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint", parents=[COMMON],
+    t = sub.add_parser("train", help="train a model and save a checkpoint",
                        description="Train a multimodal VAE on a built-in dataset or your own file and save a checkpoint.")
     t.add_argument("--data", default="toy", help="built-in dataset name (see 'python -m mmvae datasets') or a path to "
                    "a .npz (one array per modality, optional 'labels') or .las file (default: toy)")
@@ -131,17 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fusion", choices=FUSIONS, default="poe", help="how unimodal posteriors are fused (default: poe)")
     t.add_argument("--estimator", choices=ESTIMATORS, default="iwae",
                    help="objective / gradient estimator: elbo, iwae (plain), dreg (doubly reparameterised), stl (default: iwae)")
-    t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help=f"importance samples per component, {_limit_help('K')} (default: 1)")
+    t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help="importance samples per component (default: 1)")
     t.add_argument("--bound", choices=BOUNDS, default="tight", help="stratified mixture bound for moe/mopoe (default: tight)")
-    t.add_argument("--latent-dim", type=_positive_int, default=2, help=f"latent dimension D, {_limit_help('latent_dim')} (default: 2)")
+    t.add_argument("--latent-dim", type=_positive_int, default=2, help="latent dimension D (default: 2)")
     t.add_argument("--latent", choices=LATENT_FAMILIES, default="gaussian",
                    help="prior and posterior family; laplace works with --fusion moe (default: gaussian)")
     t.add_argument("--network", choices=("auto",) + NETWORK_TYPES, default="auto",
                    help="encoder/decoder family; auto: mlp for vectors and images, conv1d for sequences (default: auto)")
-    t.add_argument("--hidden", type=_int_list, default=None, help=f"hidden widths, e.g. 128,128 (mlp) or 128 (conv head); each {_limit_help('hidden')}, "
-                   f"at most {limits.RANGES['hidden_layers'][1]} layers")
-    t.add_argument("--channels", type=_int_list, default=None, help=f"conv channels, e.g. 16,32 (conv1d / conv2d); each {_limit_help('channels')}, "
-                   f"at most {limits.RANGES['conv_layers'][1]} layers")
+    t.add_argument("--hidden", type=_int_list, default=None, help="hidden widths, e.g. 128,128 (mlp) or 128 (conv head)")
+    t.add_argument("--channels", type=_int_list, default=None, help="conv channels, e.g. 16,32 (conv1d / conv2d)")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default=None, help="override every modality's likelihood")
     t.add_argument("--likelihood-scale", type=_scale, default=None,
                    help="scale of Gaussian/Laplace likelihoods, a number or 'learned' (default: learned)")
@@ -150,23 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training data (default: 20)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="minibatch size (default: 128)")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    t.add_argument("--eval-K", type=_positive_int, default=None, help=f"K of the recorded IWAE(K) curves, {_limit_help('eval_K')} (default: K)")
+    t.add_argument("--eval-K", type=_positive_int, default=None, help="K of the recorded IWAE(K) curves (default: K)")
     t.add_argument("--seed", type=_seed, default=0, help="seed for data, initial weights and sampling (default: 0)")
-    t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default: auto)")
+    t.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu or cuda (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--save-diverged", action="store_true",
-                   help="if training diverges, keep its last weights in OUT's NAME.diverged.safetensors "
-                        "(never over OUT); the command still fails")
 
-    e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint", parents=[COMMON],
+    e = sub.add_parser("evaluate", help="test-set bounds of a checkpoint",
                        description="Evaluate a checkpoint: test-set ELBO and IWAE(K) for a list of K.")
     e.add_argument("checkpoint", help="checkpoint path (.safetensors)")
-    e.add_argument("--K", type=_int_list, default=[1, 10, 100], help=f"comma-separated K values, each {_limit_help('eval_Ks')} (default: 1,10,100)")
+    e.add_argument("--K", type=_int_list, default=[1, 10, 100], help="comma-separated K values (default: 1,10,100)")
     e.add_argument("--split", choices=("train", "val", "test"), default="test", help="data split (default: test)")
     e.add_argument("--fusion", choices=FUSIONS, default=None, help="evaluate with another fusion rule (default: the model's)")
     e.add_argument("--data", default=None, help="evaluate on other data with the same modalities (default: the checkpoint's dataset)")
     e.add_argument("--seed", type=_seed, default=0, help="seed for sampling (default: 0)")
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     e.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     e.add_argument("--parts", default=None,
                    help="diagnostics to add, comma-separated from bounds,loglik,overlap,embedding,coherence,snr "
@@ -175,12 +170,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="2-D view of the latent for the 'embedding' part: raw (needs D = 2), pca, umap (takes "
                         "seconds) or auto (raw when D = 2, else umap); when not given: raw when D = 2, else pca")
     e.add_argument("--n-samples", type=_positive_int, default=1000,
-                   help=f"importance samples per data point for log-likelihoods, {_limit_help('n_samples')} "
-                        "(default: 1000)")
+                   help="importance samples per data point for log-likelihoods (default: 1000)")
     e.add_argument("--points", default=None,
                    help="data-point indices for the posterior overlap, e.g. 0,5,9 (default: the first 5)")
 
     sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in datasets.")
+    return parser
+
+
+# Options added to the parser built above (so the argument lines stay as they are): limits and
+# --debug on every subcommand, the documented range of each capped option in its help.
+RANGE_HELP = {"K": "K", "latent_dim": "latent_dim", "hidden": "hidden", "channels": "channels",
+              "eval_K": "eval_K", "n_samples": "n_samples"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add :data:`COMMON`'s options to ``parser`` and each subcommand that parses options (one
+    built with ``add_help=False``, such as a pass-through, is left alone), ``--save-diverged`` to
+    ``train``, and the range from :data:`mmvae.limits.RANGES` to the help of each capped option."""
+    commands = _subparsers(parser)
+    for p in [parser, *commands.values()]:
+        if not p.add_help:
+            continue
+        for action in COMMON._actions:
+            p._add_action(action)
+        for action in p._actions:
+            key = RANGE_HELP.get(action.dest)
+            if p is commands.get("evaluate") and action.dest == "K":
+                key = "eval_Ks"
+            if key and action.help and "range " not in action.help:
+                layers = {"hidden": "hidden_layers", "channels": "conv_layers"}.get(key)
+                action.help += f" (range {_limit_help(key)}" + (
+                    f" each, at most {limits.RANGES[layers][1]} layers)" if layers else ")")
+    if "train" in commands:
+        commands["train"].add_argument(
+            "--save-diverged", action="store_true",
+            help="if training diverges, keep its last weights in NAME.diverged.safetensors beside --out "
+                 "(never over --out); the command still fails")
     return parser
 
 
@@ -464,7 +497,7 @@ def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C, so temporary file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = add_common_options(build_parser()).parse_args(argv)
     debug = getattr(args, "debug", False)
     previous = None
     try:
