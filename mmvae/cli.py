@@ -378,7 +378,7 @@ def save_result(args: argparse.Namespace, model, data_info: dict, train_info: di
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint  # noqa: F401  (save_result writes the checkpoint)
+    from .checkpoint import save_checkpoint
     from .data import load_dataset
     from .model import build_model, config_for_specs
     from .training import fit
