@@ -270,7 +270,35 @@ def _records(path: str, metadata: Mapping[str, str]) -> dict[str, dict]:
             raise CheckpointError(f"{path}: the checkpoint's '{k}' record must be a JSON object, "
                                   f"got {type(value).__name__}")
         records[k] = value
+    _check_records(path, records)
     return records
+
+
+def _is_int(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+# record -> {field: (check, what it must be)}; fields are optional, but if present must be right
+_RECORD_FIELDS = {
+    "data": {"name": (lambda v: isinstance(v, str), "a string"),
+             "options": (lambda v: isinstance(v, dict), "a JSON object"),
+             "seed": (lambda v: _is_int(v, 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
+             "specs": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                       "a JSON object of JSON objects")},
+    "train": {k: (lambda v: v is None or _is_int(v, 1, 2**31), "a positive integer")
+              for k in ("K", "epochs", "batch_size", "eval_K")},
+    "history": {"records": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+                            "a list of JSON objects"),
+                "stopped": (lambda v: v is None or isinstance(v, str), "a string or null")},
+}
+
+
+def _check_records(path: str, records: Mapping[str, dict]) -> None:
+    for name, fields in _RECORD_FIELDS.items():
+        for key, (ok, what) in fields.items():
+            if key in records[name] and not ok(records[name][key]):
+                raise CheckpointError(f"{path}: the checkpoint's '{name}' record has {key} = "
+                                      f"{json.dumps(records[name][key])[:60]}; it must be {what}")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, dict]:
