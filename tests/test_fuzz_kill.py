@@ -139,3 +139,24 @@ class torch_no_nan:
 
         with torch.no_grad():
             self.p.copy_(self.old)
+
+
+def test_sigterm_during_training_exits_cleanly_and_writes_nothing(tmp_path):
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    out = tmp_path / "m.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "mmvae", "train", "--data", "toy", "--data-option", "n=300",
+                             "--epochs", "100000", "--quiet", "--hidden", "8", "--out", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stderr.readline()  # "training ..." is printed once the data and model are ready
+        assert first.startswith("training"), first
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "mmvae: interrupted" in rest and "Traceback" not in rest, rest
+    assert os.listdir(tmp_path) == []
