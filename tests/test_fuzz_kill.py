@@ -1,8 +1,8 @@
 """kill -9 during checkpoint saves (issue #9): the real file always loads, and no temporary file
 survives the next save into the folder; temporaries of live processes are left alone.
 
-One controller subprocess imports mmvae once, then (bounded loop) forks a writer that saves a
-~12 MB model over and over, SIGKILLs it after a random pause, reaps it and loads the real file.
+One controller subprocess imports mmvae once, then (bounded loop) forks a writer that saves an
+18 MB model over and over, SIGKILLs it after a random pause, reaps it and loads the real file.
 """
 import json
 import os
