@@ -1,16 +1,26 @@
 """Command line: ``python -m mmvae train ...`` and ``python -m mmvae evaluate CHECKPOINT``.
 
 Every error a user can cause (a bad option value, a missing file, malformed data, a corrupt
-checkpoint) prints one line ``mmvae: error: ...`` and exits with status 2; no traceback.
+checkpoint, a diverged run) prints one line ``mmvae: error: ...`` and exits with status 2; no
+traceback unless ``--debug``. Options are checked before any work starts: argparse ``type=``
+functions check the format, :data:`VALIDATORS` (one function per subcommand, over the parsed
+namespace) check ranges against the central table :data:`mmvae.limits.RANGES`, devices and paths.
+A new subcommand gets the common options (``--debug``, the limits) from :func:`add_common_options`
+and registers its validator in :data:`VALIDATORS` and its function in :data:`COMMANDS`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
+from . import limits
 from .distributions import LATENT_FAMILIES, LIKELIHOODS
+from .errors import ConfigError, TrainingError
 from .fusion import FUSIONS
 from .networks import NETWORK_TYPES
 from .objectives import BOUNDS, ESTIMATORS
@@ -76,6 +86,35 @@ def _key_value(text: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def _limit_help(key: str) -> str:
+    lo, hi = limits.RANGES[key]
+    return f"{lo:,} to {hi:,}"
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    """Options every subcommand takes (see :func:`add_common_options`); SUPPRESS keeps a value given
+    before the subcommand (``python -m mmvae --debug train ...``) from being reset by the subparser."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("limits and debugging")
+    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the Python traceback of an error instead of one line")
+    g.add_argument("--max-data-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
+                   help=f"largest data set or data file read, as float32 (default: "
+                        f"{limits.DEFAULTS['max_data_bytes'] / 2**30:g})")
+    g.add_argument("--max-las-mb", type=_positive_float, default=argparse.SUPPRESS, metavar="MB",
+                   help=f"largest LAS file read (default: {limits.DEFAULTS['max_las_bytes'] / 2**20:g}; "
+                        "lasio needs about 30 times the file size in memory)")
+    g.add_argument("--max-step-gb", type=_positive_float, default=argparse.SUPPRESS, metavar="GB",
+                   help=f"largest estimated memory of one training or validation step (default: "
+                        f"{limits.DEFAULTS['max_step_bytes'] / 2**30:g})")
+    g.add_argument("--max-parameters", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                   help=f"largest model, built or loaded (default: {limits.DEFAULTS['max_parameters']:,})")
+    return p
+
+
+COMMON = _common_parser()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +183,203 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options added to the parser built above (so the argument lines stay as they are): limits and
+# --debug on every subcommand, the documented range of each capped option in its help.
+RANGE_HELP = {"K": "K", "latent_dim": "latent_dim", "hidden": "hidden", "channels": "channels",
+              "eval_K": "eval_K", "n_samples": "n_samples"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add :data:`COMMON`'s options to ``parser`` and each subcommand that parses options (one
+    built with ``add_help=False``, such as a pass-through, is left alone), ``--save-diverged`` to
+    ``train``, and the range from :data:`mmvae.limits.RANGES` to the help of each capped option."""
+    commands = _subparsers(parser)
+    for p in [parser, *commands.values()]:
+        if not p.add_help:
+            continue
+        for action in COMMON._actions:
+            p._add_action(action)
+        for action in p._actions:
+            key = RANGE_HELP.get(action.dest)
+            if p is commands.get("evaluate") and action.dest == "K":
+                key = "eval_Ks"
+            if key and action.help and "range " not in action.help:
+                layers = {"hidden": "hidden_layers", "channels": "conv_layers"}.get(key)
+                action.help += f" (range {_limit_help(key)}" + (
+                    f" each, at most {limits.RANGES[layers][1]} layers)" if layers else ")")
+    if "train" in commands:
+        commands["train"].add_argument(
+            "--save-diverged", action="store_true",
+            help="if training diverges, keep its last weights in NAME.diverged.safetensors beside --out "
+                 "(never over --out); the command still fails")
+    return parser
+
+
+# ------------------------------------------------------------------------------ validation
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(text: str, option: str = "--device") -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and available here; anything else
+    (``meta``, ``xla``, garbage) is a :class:`ConfigError`."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{option}: unknown device {text!r}; use auto, cpu or cuda") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ConfigError(f"{option}: device {text!r} cannot train or evaluate a model; use auto, cpu or cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{option}: device {text!r} was asked for but no CUDA GPU is available; use auto or cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"{option}: device {text!r} does not exist ({torch.cuda.device_count()} GPU(s))")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"{option}: device {text!r} is not available here; use auto or cpu")
+    return text
+
+
+def _check_ints(args: argparse.Namespace, table: Sequence[tuple[str, str, str]]) -> None:
+    """(attribute, option, RANGES key) rows: each given value (or each entry of a list) in range."""
+    for attr, option, key in table:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            limits.check_int(key, v, option)
+
+
+def validate_train(args: argparse.Namespace) -> None:
+    """Everything about ``train`` that can be checked before the data is read."""
+    _check_ints(args, [("K", "-K", "K"), ("latent_dim", "--latent-dim", "latent_dim"),
+                       ("eval_K", "--eval-K", "eval_K"), ("hidden", "--hidden", "hidden"),
+                       ("channels", "--channels", "channels"), ("epochs", "--epochs", "epochs"),
+                       ("batch_size", "--batch-size", "batch_size")])
+    if args.hidden is not None:
+        limits.check_int("hidden_layers", len(args.hidden), "the number of --hidden layers")
+    if args.channels is not None:
+        limits.check_int("conv_layers", len(args.channels), "the number of --channels layers")
+    for name, w in args.weight:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (w > 0 and math.isfinite(w)):
+            raise ConfigError(f"--weight {name}={w!r}: the weight must be a positive number")
+    check_device(args.device)
+    from .checkpoint import check_output_path
+
+    check_output_path(args.out)
+    for data in args.data if isinstance(args.data, list) else [args.data]:
+        if data and os.path.isfile(data) and os.path.exists(args.out) and os.path.samefile(data, args.out):
+            raise ConfigError(f"--out {args.out} is the data file {data} itself; choose another name")
+
+
+def validate_evaluate(args: argparse.Namespace) -> None:
+    """Everything about ``evaluate`` that can be checked before the checkpoint is read."""
+    _check_ints(args, [("K", "--K", "eval_Ks"), ("n_samples", "--n-samples", "n_samples")])
+    if len(args.K) > 32:
+        raise ConfigError(f"--K: at most 32 values, got {len(args.K)}")
+    check_device(args.device)
+    if args.points:
+        try:
+            points = [int(t) for t in args.points.split(",") if t.strip()]
+        except ValueError:
+            raise ConfigError(f"--points: expected comma-separated integer indices, got {args.points!r}") from None
+        limits.check_int("points", len(points), "the number of --points")
+        if any(p < 0 for p in points):
+            raise ConfigError(f"--points: indices must be >= 0, got {args.points!r}")
+
+
+VALIDATORS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": validate_train,
+    "evaluate": validate_evaluate,
+}
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Run the subcommand's validator (raises :class:`ConfigError` and friends, one line each)."""
+    check = VALIDATORS.get(args.command)
+    if check is not None:
+        check(args)
+
+
+def check_training_size(config, batch_size: int, K: int, eval_K: int) -> None:
+    """Before training: the model under the parameter limit (counted on the meta device) and the
+    estimated memory of one training and one validation step under ``max_step_bytes``.
+
+    Estimate: latent samples per step (batch x K x mixture components, or MVAE's M + 1 terms for
+    PoE) times the numbers each decoder makes per sample (its hidden widths and its output),
+    4 bytes each, times 3 (forward values, gradients, temporaries)."""
+    from .checkpoint import expected_state
+
+    cap = limits.current()["max_parameters"]
+    n_params = sum(math.prod(shape) for shape, _ in expected_state(config).values())
+    if n_params > cap:
+        raise ConfigError(f"the model would have {n_params:,} parameters, above the limit of {cap:,} "
+                          "(use smaller --hidden / --channels / --latent-dim, or raise --max-parameters)")
+    M = len(config.modalities)
+    components = {"poe": M + 1, "moe": M, "mopoe": 2**M - 1}[config.fusion]
+    per_sample = config.latent_dim
+    for m in config.modalities:
+        hidden = m.network.get("hidden", [128, 128])
+        hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden] + list(m.network.get("channels", [16, 32]))
+        per_sample += math.prod(m.shape) * 2 + sum(int(h) for h in hidden)
+    cap = limits.current()["max_step_bytes"]
+    for what, batch, k in (("training", batch_size, K), ("validation", 512, eval_K)):
+        need = batch * k * components * per_sample * 4 * 3
+        if need > cap:
+            raise ConfigError(f"one {what} step would need about {need / 2**30:.1f} GiB (batch {batch} x K {k} x "
+                              f"{components} components), above the limit of {cap / 2**30:g} GiB; use a smaller "
+                              f"{'--batch-size or -K' if what == 'training' else '--eval-K'}, or raise --max-step-gb")
+
+
+def check_before_training(args: argparse.Namespace, specs: dict, config, options: dict) -> None:
+    """Everything that could fail once training has run, checked before it starts: modality names,
+    the MoPoE subset count, the model and step sizes, and the records stored in the checkpoint."""
+    from .data.validate import check_modality_name
+
+    for name in specs:  # names from any loader (npz keys, LAS curves) must be usable as module keys
+        check_modality_name(name, f"{args.data}: modality")
+    if config.fusion == "mopoe":
+        limits.check_int("mopoe_modalities", len(config.modalities), "the number of modalities of a MoPoE model")
+    check_training_size(config, args.batch_size, args.K, args.eval_K or args.K)
+    try:
+        json.dumps([options, {k: s.to_dict() for k, s in specs.items()}, config.to_dict()])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"the options cannot be stored in the checkpoint ({e})") from None
+
+
+def save_result(args: argparse.Namespace, model, data_info: dict, train_info: dict, history) -> None:
+    """Save a finished run to ``--out``, unless it diverged (stopped on NaN / inf, or non-finite
+    weights): then ``--out`` is left as it was, the last weights go to NAME.diverged.safetensors
+    if ``--save-diverged``, and :class:`TrainingError` is raised. NaN / inf in validation alone is
+    a warning (the run is saved)."""
+    from .checkpoint import diverged_path, save_checkpoint, weights_finite
+
+    bad = history.val_nonfinite_epochs
+    if bad:
+        print(f"mmvae: warning: the validation ELBO or IWAE was NaN or inf at epoch(s) "
+              f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
+    problem = history.stopped or (None if weights_finite(model) else "training ended with NaN or inf weights")
+    if problem:
+        kept = ""
+        if getattr(args, "save_diverged", False):
+            path = diverged_path(args.out)
+            save_checkpoint(path, model, data_info, train_info, history.to_dict(), {"diverged": problem},
+                            allow_nonfinite=True)
+            kept = f"; its last weights are in {path}"
+        raise TrainingError(f"training diverged ({problem}); {args.out} was not written{kept}"
+                            + ("" if kept else " (--save-diverged keeps the last weights)"))
+    save_checkpoint(args.out, model, data_info, train_info, history.to_dict())
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
@@ -176,6 +412,7 @@ def _train(args: argparse.Namespace) -> int:
     for m in config.modalities:
         if m.name in weights:
             m.weight = float(weights[m.name])
+    check_before_training(args, specs, config, options)
     model = build_model(config, seed=args.seed)
     print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
           f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
@@ -189,10 +426,8 @@ def _train(args: argparse.Namespace) -> int:
     train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,
                   "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_K": args.eval_K,
                   "subsample": args.subsample}
-    save_checkpoint(args.out, model.to(torch.device("cpu")), data_info, train_info, history.to_dict())
+    save_result(args, model.to(torch.device("cpu")), data_info, train_info, history)
     last = history.records[-1] if history.records else {}
-    if history.stopped:
-        print(f"mmvae: warning: {history.stopped}", file=sys.stderr)
     summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("val_elbo", "val_iwae") if k in last)
     print(f"saved {args.out}" + (f" ({summary})" if summary else ""))
     return 0
@@ -236,19 +471,66 @@ def _datasets(_: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DataError
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "datasets": _datasets,
+}
 
-    args = build_parser().parse_args(argv)
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _limit_overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    if hasattr(args, "max_data_gb"):
+        out["max_data_bytes"] = max(1, int(args.max_data_gb * 2**30))
+    if hasattr(args, "max_las_mb"):
+        out["max_las_bytes"] = max(1, int(args.max_las_mb * 2**20))
+    if hasattr(args, "max_step_gb"):
+        out["max_step_bytes"] = max(1, int(args.max_step_gb * 2**30))
+    if hasattr(args, "max_parameters"):
+        out["max_parameters"] = args.max_parameters
+    return out
+
+
+def _terminate(signum, frame):  # SIGTERM unwinds like Ctrl-C, so temporary files are removed
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = add_common_options(build_parser()).parse_args(argv)
+    debug = getattr(args, "debug", False)
+    previous = None
     try:
-        return {"train": _train, "evaluate": _evaluate, "datasets": _datasets}[args.command](args)
-    except (ValueError, DataError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"mmvae: error: {e}", file=sys.stderr)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        with limits.raised(**_limit_overrides(args)):
+            validate_args(args)
+            return COMMANDS[args.command](args)
+    except (ValueError, OSError) as e:  # every MmvaeError is a ValueError
+        if debug:
+            raise
+        print(f"mmvae: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmvae: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"mmvae: internal error: {type(e).__name__}: {_one_line(e)} (a bug: please report it with the "
+              "output of --debug)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,17 @@ class TrainConfig:
 class History:
     """Per-epoch records: ``train_loss`` (the objective's loss), ``train_elbo`` / ``train_iwae``
     and ``val_elbo`` / ``val_iwae`` (ELBO and IWAE(eval_K) of the joint posterior, nats per
-    data point), ``ess`` (mean effective sample size of the K training weights) and ``seconds``."""
+    data point), ``ess`` (mean effective sample size of the K training weights), ``seconds`` and
+    ``val_nonfinite`` (True when a validation bound was NaN or inf)."""
 
     records: list[dict] = field(default_factory=list)
     stopped: str | None = None
     compile_seconds: float | None = None  # with compile: the first compiled step, compilation included
+
+    @property
+    def val_nonfinite_epochs(self) -> list[int]:
+        """Epochs whose validation ELBO or IWAE was NaN or inf (``record["val_nonfinite"]``)."""
+        return [r["epoch"] for r in self.records if r.get("val_nonfinite")]
 
     def column(self, key: str) -> list[float]:
         return [r.get(key, float("nan")) for r in self.records]
@@ -281,6 +287,8 @@ class Trainer:
             if data is not None:
                 b = evaluate_bounds(self.model, data, eval_K, generator=self.generator)
                 record[f"{prefix}_elbo"], record[f"{prefix}_iwae"] = b["elbo"], b["iwae"]
+        # NaN / inf that shows up only in validation is flagged, not silently recorded
+        record["val_nonfinite"] = any(not math.isfinite(record[k]) for k in ("val_elbo", "val_iwae") if k in record)
         record["seconds"] = time.perf_counter() - t0
         self.history.records.append(record)
         if self.callback is not None:

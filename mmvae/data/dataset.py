@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 
-class DataError(ValueError):
-    """Raised for malformed data; the message names the file (if any) and the problem."""
+from ..errors import DataError  # noqa: E402  (defined with the other error types; re-exported here)
+from .validate import check_npz  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,7 @@ def load_npz(
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path) or not zipfile.is_zipfile(path):
         raise DataError(f"{path}: not a readable .npz file (not a zip archive; save it with numpy.savez)")
+    check_npz(path)  # declared shapes, dtypes, keys and total size, from the headers (mmvae.data.validate)
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

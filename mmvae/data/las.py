@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .dataset import DataError, DatasetBundle, ModalitySpec, MultimodalData
+from .validate import check_las
 
 __all__ = [
     "read_las",
@@ -85,6 +86,7 @@ def read_las(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not a LAS file")
+    check_las(path)  # size and header length bounded before lasio parses it (mmvae.data.validate)
     st = os.stat(path)
     with open(path, "rb") as f:
         head = f.read(4096)

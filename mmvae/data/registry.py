@@ -18,6 +18,7 @@ from . import digits as dg
 from . import impedance as imp
 from . import rockphysics as rp
 from .dataset import DataError, DatasetBundle, ModalitySpec, MultimodalData, load_npz
+from .validate import check_dataset_options
 from .las import IMPEDANCE_UNIT, load_las, load_wells
 from .toy import quadrant, sample_toy, sample_toy_nonlinear, toy_params
 
@@ -292,6 +293,7 @@ def load_dataset(name_or_path: str | os.PathLike, seed: int = 0, **options) -> D
     """
     key = os.fspath(name_or_path)
     seed = int(seed)
+    check_dataset_options(key, options)  # size options within the documented limits (mmvae.data.validate)
     low = key.lower()
     if key not in DATASETS and low.endswith(".npz"):
         _check_options(_NPZ_OPTIONS, options, f"an .npz file ({key})")
