@@ -140,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import from_environment
+
+    dist = from_environment(args.device, args.seed)  # None unless started by torchrun with N > 1
+    try:
+        return _train_in(args, dist)
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _train_in(args: argparse.Namespace, dist) -> int:
     import torch
 
     from .checkpoint import save_checkpoint
@@ -147,6 +158,7 @@ def _train(args: argparse.Namespace) -> int:
     from .model import build_model, config_for_specs
     from .training import fit
 
+    main = dist is None or dist.is_main  # rank 0 prints and writes the checkpoint
     options = dict(args.data_option)
     bundle = load_dataset(args.data, seed=args.seed, **options)
     specs = bundle.specs
@@ -172,11 +184,16 @@ def _train(args: argparse.Namespace) -> int:
         if m.name in weights:
             m.weight = float(weights[m.name])
     model = build_model(config, seed=args.seed)
-    print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
-          f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
+    if main:
+        ranks = f", {dist.world_size} processes ({dist.device.type})" if dist is not None else ""
+        print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
+              f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}{ranks}",
+              file=sys.stderr)
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                  eval_K=args.eval_K, progress=not args.quiet)
+                  eval_K=args.eval_K, progress=main and not args.quiet, distributed=dist)
+    if not main:
+        return 0
     data_info = {"name": args.data, "options": options, "seed": args.seed,
                  "specs": {k: s.to_dict() for k, s in specs.items()}}
     train_info = {"estimator": args.estimator, "K": args.K, "bound": args.bound, "epochs": args.epochs,

@@ -150,12 +150,16 @@ class Trainer:
         val: MultimodalData | None = None,
         config: TrainConfig | None = None,
         callback: Callable[[Progress], bool | None] | None = None,
+        distributed=None,
         **options,
     ) -> None:
         self.config = config or TrainConfig(**options)
         if config is not None and options:
             raise ValueError("give either a TrainConfig or keyword options, not both")
-        self.device = resolve_device(self.config.device)
+        # distributed: a mmvae.distributed.DistributedContext (torchrun): shards batches, runs the
+        # objective through DDP and reduces metrics; None: this process trains alone
+        self.distributed = distributed
+        self.device = distributed.device if distributed is not None else resolve_device(self.config.device)
         self.model = model.to(self.device)
         dtype = next(model.parameters()).dtype  # data follow the model's floating-point dtype
         self.train = train.to(self.device, dtype)
@@ -183,7 +187,10 @@ class Trainer:
 
     def _step(self, batch: dict) -> tuple[float, float]:
         c = self.config
-        out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False)
+        if self.distributed is None:
+            out = objective(self.model, batch, c.estimator, c.K, bound=c.bound, validate=False)
+        else:
+            out = self.distributed.objective(self.model, batch, c.estimator, c.K, c.bound)
         loss = out.loss
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -209,7 +216,10 @@ class Trainer:
         self.model.train()
         t0 = time.perf_counter()
         total, ess_total, n_steps = 0.0, 0.0, 0
-        for step, batch in enumerate(self.train.batches(self.config.batch_size, True, self.generator)):
+        dist = self.distributed
+        batches = (self.train.batches(self.config.batch_size, True, self.generator) if dist is None
+                   else dist.batches(self.train, self.config.batch_size, self.generator))
+        for step, batch in enumerate(batches):
             try:
                 loss, ess = self._step(batch)
             except FloatingPointError as e:
@@ -222,12 +232,14 @@ class Trainer:
             if self.callback is not None:
                 self.callback(Progress(self.epoch, step + 1, self.steps_per_epoch, self.config.epochs, loss))
         self.epoch += 1
-        record = {"epoch": self.epoch, "train_loss": total / n_steps, "ess": ess_total / n_steps}
+        ess = ess_total / n_steps if dist is None else dist.mean(ess_total / n_steps)
+        record = {"epoch": self.epoch, "train_loss": total / n_steps, "ess": ess}
         self.model.eval()
         eval_K = self.config.eval_K or self.config.K
+        evaluate = evaluate_bounds if dist is None else dist.evaluate_bounds
         for prefix, data in (("train", self._monitor), ("val", self.val)):
             if data is not None:
-                b = evaluate_bounds(self.model, data, eval_K)
+                b = evaluate(self.model, data, eval_K)
                 record[f"{prefix}_elbo"], record[f"{prefix}_iwae"] = b["elbo"], b["iwae"]
         record["seconds"] = time.perf_counter() - t0
         self.history.records.append(record)
@@ -260,10 +272,13 @@ def fit(
     eval_K: int | None = None,
     callback: Callable[[Progress], bool | None] | None = None,
     progress: bool = False,
+    distributed=None,
 ) -> History:
     """Train ``model`` with Adam on ``train`` (validation curves on ``val``); returns the History.
 
     ``progress=True`` shows a progress bar in the terminal (tqdm). Same seed, same result on the CPU.
+    ``distributed``: a :class:`mmvae.distributed.DistributedContext` to train data-parallel
+    under ``torchrun`` (see :mod:`mmvae.distributed`).
     """
     config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K)
     bar = None
@@ -282,7 +297,7 @@ def fit(
         if callback is not None:
             callback(p)
 
-    trainer = Trainer(model, train, val, config, on_progress)
+    trainer = Trainer(model, train, val, config, on_progress, distributed)
     try:
         history = trainer.fit()
     finally:
