@@ -63,6 +63,7 @@ def _reference(a: dict):
     return model, losses
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
 def test_two_processes_equal_the_single_process_reference(tmp_path):
     a = ARGS
     out = tmp_path / "ddp.safetensors"
