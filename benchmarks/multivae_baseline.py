@@ -1,13 +1,9 @@
 """Baseline side of the mmvae-vs-multivae benchmarks (multivae 1.0.3, PyPI).
 
-Two measurements on the digits-halves task (sklearn 8x8 digits, top half
-rows 0-3 and bottom half rows 4-7 as two 32-dim modalities):
-
-* ``multivae_train_throughput``: training samples/s of a plain Adam loop
-  around ``model(inputs).loss``;
-* ``multivae_loglik_seconds``: wall time of multivae's
-  ``LikelihoodsEvaluator`` (joint log-likelihood, K importance samples) on
-  the 360-image test split.
+The digits-halves task (sklearn 8x8 digits, top half rows 0-3 and bottom
+half rows 4-7 as two 32-dim modalities) and multivae's models for it, for
+``train_throughput.py`` and ``loglik_speed.py`` (which time them interleaved
+with mmvae and the floor, see ``harness.py``).
 
 Nothing here runs at import time.  multivae is imported lazily through
 ``multivae_shim.import_multivae`` (CPU torch vs torchvision op mismatch).
@@ -35,8 +31,6 @@ Notes on multivae's objectives (read from its 1.0.3 source):
 """
 
 import contextlib
-import statistics
-import time
 
 import numpy as np
 
@@ -199,81 +193,3 @@ def _run_steps(model, optimizer, top, bottom, batch_size, n_steps, start):
         loss.backward()
         optimizer.step()
     return pos
-
-
-def multivae_train_throughput(fusion, K, n_steps=200, batch_size=128, lr=1e-3,
-                              threads=1, warmup_steps=20, repeats=3, seed=0):
-    """Training samples/s of multivae's ``fusion`` model (median of repeats).
-
-    Each repeat builds a fresh model and Adam optimiser, runs
-    ``warmup_steps`` untimed steps, then times ``n_steps`` steps of
-    batch ``batch_size`` (contiguous slices of the 1077 training images,
-    wrapping around).  Throughput = n_steps * batch_size / seconds.
-    """
-    import torch
-
-    torch.set_num_threads(threads)
-    import_multivae()
-    top, bottom = _train_tensors(seed)
-    rates = []
-    with _no_distribution_validation():
-        for rep in range(repeats):
-            torch.manual_seed(seed + rep)
-            np.random.seed(seed + rep)
-            model = make_multivae_model(fusion, K)
-            model.train()
-            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-            pos = _run_steps(model, optimizer, top, bottom, batch_size, warmup_steps, 0)
-            t0 = time.perf_counter()
-            _run_steps(model, optimizer, top, bottom, batch_size, n_steps, pos)
-            elapsed = time.perf_counter() - t0
-            rates.append(n_steps * batch_size / elapsed)
-    return statistics.median(rates)
-
-
-def multivae_loglik_seconds(fusion, K=1000, threads=1, train_steps=50,
-                            repeats=3, seed=0, batch_size=512, batch_size_k=100):
-    """Seconds for multivae's ``LikelihoodsEvaluator`` joint log-likelihood.
-
-    The model is trained briefly (``train_steps`` Adam steps) so the
-    posteriors are not at initialisation; then the evaluator's
-    ``joint_nll()`` (what ``eval()`` runs, without the wandb hook) is timed
-    on the 360 test images with ``num_samples=K`` and its default
-    ``batch_size`` 512 / ``batch_size_k`` 100 (``unified_implementation``
-    True).  The evaluator is built outside the timed region.  Returns the
-    median over ``repeats`` and stores the last NLL in
-    ``multivae_loglik_seconds.last_nll``.
-    """
-    import logging
-
-    import torch
-
-    torch.set_num_threads(threads)
-    import_multivae()
-    from multivae.data.datasets.base import MultimodalBaseDataset
-    from multivae.metrics import LikelihoodsEvaluator, LikelihoodsEvaluatorConfig
-
-    _, _, te_top, te_bottom = digits_halves(seed)
-    test = MultimodalBaseDataset(data={"top": torch.from_numpy(te_top),
-                                       "bottom": torch.from_numpy(te_bottom)})
-    config = LikelihoodsEvaluatorConfig(batch_size=batch_size, num_samples=int(K),
-                                        batch_size_k=batch_size_k)
-    times = []
-    with _no_distribution_validation():
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        model = make_multivae_model(fusion, 1)
-        if train_steps:
-            top, bottom = _train_tensors(seed)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            model.train()
-            _run_steps(model, optimizer, top, bottom, 128, train_steps, 0)
-        for _ in range(repeats):
-            evaluator = LikelihoodsEvaluator(model, test, eval_config=config)
-            evaluator.logger.setLevel(logging.WARNING)  # it logs the mean NLL
-            t0 = time.perf_counter()
-            nll = evaluator.joint_nll()
-            times.append(time.perf_counter() - t0)
-            evaluator.finish()
-    multivae_loglik_seconds.last_nll = float(nll)
-    return statistics.median(times)

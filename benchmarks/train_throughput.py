@@ -1,220 +1,186 @@
-"""Training throughput and peak memory of mmvae (and multivae, when installed) on digits-halves.
+"""Training throughput of mmvae against the floor and multivae, interleaved in one process.
 
-    python benchmarks/train_throughput.py [--threads 1] [--steps 200] [--repeats 3] [--quick]
+    python benchmarks/train_throughput.py [--rounds 15] [--calls 20] [--warmup 10] [--quick]
 
-Task: scikit-learn's bundled ``load_digits``, pixels / 16, modality ``top`` = rows 0-3 and
-``bottom`` = rows 4-7, each flattened to 32 values (the 1077-image training split of
-``multivae_baseline.digits_halves``, so both libraries see the same data); Bernoulli likelihoods,
-MLP encoders and decoders 32-128-128, latent_dim 8, batch 128, Adam lr 1e-3.
+Task: digits-halves (scikit-learn's 8x8 digits, pixels / 16; modality ``top`` = rows 0-3 and
+``bottom`` = rows 4-7, 32 values each; the 1077-image training split of
+``multivae_baseline.digits_halves``), Bernoulli likelihoods, MLP encoders 32-128-128-16 and
+decoders 8-128-128-32, latent 8, batch 128, Adam lr 1e-3, one thread.
 
-mmvae side: every fusion (poe, moe, mopoe) x estimator (elbo, iwae, dreg, stl) at K=1 and K=10,
-timed through ``mmvae.training.Trainer._step`` over the trainer's own shuffled tensor-slice
-batches (full batches of 128 only, like the multivae loop). Throughput = samples / second,
-median over ``--repeats`` timed runs of ``--steps`` steps each, after ``--warmup`` untimed steps.
+Per case, three runs are interleaved round by round (see ``harness.py``):
 
-Peak memory: the peak of live CPU tensor memory allocated *during one training step* (forward,
-backward, optimiser step), above what was live when the step began. It is read from
-``torch.profiler`` (``profile_memory=True``): the running sum of the allocator's allocation and
-free events of the step, in time order; its maximum is the figure. Model weights, optimiser
-state and data that exist before the step are not counted; Python objects are not counted. The
-same measurement is applied to one multivae step. Measured in a separate, untimed step.
+* ``mmvae``: one training step (``Trainer._step``: objective, backward, finite check, fused Adam)
+  on shuffled full batches of 128;
+* ``floor``: the same networks' plain forward + backward + fused Adam step with a Gaussian-VAE
+  loss of the same shapes: both encoders on the batch, a reparameterised sample, and each decoder
+  on as many latent rows as the mmvae step decodes for it (PoE/MVAE: joint + its own unimodal term,
+  2 K B rows; MoE: 2 K B; MoPoE: 3 K B), Bernoulli log-likelihood x l - softplus(l) of the logits l plus analytic
+  KL to N(0, I). No fusion, no importance weights, no gradient estimator: the least a step with
+  these networks and rows can cost;
+* ``multivae`` (only when ``multivae`` 1.0.3 imports; ``bash benchmarks/install_multivae.sh``):
+  one step of its MVAE (poe), MMVAE (moe, DReG on the looser bound, its default) or MoPoE (mopoe)
+  on consecutive full batches. MVAE and MoPoE have no K: at K=10 they are not run.
 
-multivae side (only if ``multivae`` imports, via ``multivae_shim.import_multivae``): the
-throughput of ``multivae_baseline.multivae_train_throughput`` for MVAE (poe), MMVAE (moe) and
-MoPoE (mopoe), and the ratio ours / theirs for the objective closest to theirs.
+Figures: samples/s (median seconds per step over rounds), ``mmvae / floor`` = per-round ratio of
+step times (1.00x = no overhead above the networks), ``multivae / mmvae`` = per-round ratio of
+step times (above 1 = mmvae is faster), each as median (IQR; min-max) over rounds.
+
+Equal work? multivae's MVAE = joint + 2 unimodal ELBOs, one sample, analytic KL (ours: the same
+terms, Monte-Carlo KL). MMVAE: K samples per expert, looser bound, DReG (ours: the exactly
+unbiased mixture DReG, with extra score terms; multivae's default Laplace latents vs our
+Gaussian). MoPoE: multivae splits each batch into one chunk per subset, so each data point sees
+ONE of the 3 subsets (2 decodes per point); ours samples all 3 subsets for every point (6 decodes
+per point at K=1): the MoPoE ratio compares a step on the same 128 points, not equal work.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
 
+import harness  # noqa: E402
 import multivae_baseline as mb  # noqa: E402  (imports neither multivae nor sklearn at import time)
 
-FUSIONS = ("poe", "moe", "mopoe")
-ESTIMATORS = ("elbo", "iwae", "dreg", "stl")
-KS = (1, 10)
 BATCH = 128
 LR = 1e-3
 LATENT_DIM = 8
-
-# The mmvae objective compared with each multivae model (see CAVEATS).
 MATCH = {"poe": ("elbo", "tight"), "moe": ("dreg", "looser"), "mopoe": ("elbo", "tight")}
-
-CAVEATS = """\
-Equal work? (multivae 1.0.3 objectives, read from its source)
-  poe   vs MVAE : theirs = joint + 2 unimodal ELBOs, ONE sample (K=1), analytic Gaussian KL, no K option.
-                  Ours (elbo) = the same three terms with a Monte-Carlo KL; at K=10 ours draws 10x the
-                  samples while theirs stays K=1, so the K=10 ratio is NOT equal work.
-  moe   vs MMVAE: theirs = K samples per expert, looser bound (mean over experts outside the log), DReG
-                  gradient by default, Laplace latents; ours = dreg with bound='looser' and Gaussian
-                  latents, K per component, with the exactly unbiased mixture DReG (extra score terms).
-  mopoe vs MoPoE: theirs = K=1 and the batch split into one chunk per subset, so each data point sees
-                  ONE of the 3 subsets (1 posterior sample + 2 decodes per point); ours (elbo) samples
-                  all 3 subsets for every point (3 samples + 6 decodes per point at K=1: ~3x their work)
-                  and weights against the mixture density. K=10 ratio is NOT equal work either."""
+DECODED = {"poe": 2, "moe": 2, "mopoe": 3}  # latent components each decoder sees, per sample
 
 
-# --------------------------------------------------------------------------- data / model
-
-
-def digits_data():
+def digits_data(device="cpu"):
     from mmvae.data import MultimodalData
 
     top, bottom = mb._train_tensors(0)
-    return MultimodalData({"top": top.contiguous(), "bottom": bottom.contiguous()})
+    return MultimodalData({"top": top.contiguous(), "bottom": bottom.contiguous()}).to(device)
 
 
-def make_trainer(data, fusion, estimator, K, bound="tight", seed=0):
-    from mmvae import ModalityConfig, ModelConfig, Trainer, build_model
+def make_model(fusion, seed=0):
+    from mmvae import ModalityConfig, ModelConfig, build_model
 
     net = {"type": "mlp", "hidden": [128, 128]}
     mods = [ModalityConfig(name, (32,), "bernoulli", None, network=net) for name in ("top", "bottom")]
-    model = build_model(ModelConfig(mods, latent_dim=LATENT_DIM, fusion=fusion), seed=seed)
-    return Trainer(model, data, None, estimator=estimator, K=K, bound=bound, batch_size=BATCH, lr=LR,
-                   device="cpu", seed=seed)
+    return build_model(ModelConfig(mods, latent_dim=LATENT_DIM, fusion=fusion), seed=seed)
 
 
-def full_batches(trainer):
+def mmvae_step(data, fusion, estimator, bound, K, device="cpu", batch=BATCH):
+    """A zero-argument callable running one mmvae training step on the next full batch."""
+    from mmvae import Trainer
+
+    trainer = Trainer(make_model(fusion), data, None, estimator=estimator, K=K, bound=bound, batch_size=batch,
+                      lr=LR, device=device, seed=0)
+    batches = full_batches(trainer.train, batch, torch.Generator().manual_seed(0))
+    return lambda: trainer._step(next(batches))
+
+
+def full_batches(data, batch, generator):
     """Endless shuffled full batches (each epoch's last, partial batch is dropped)."""
     while True:
-        for batch in trainer.train.batches(BATCH, True, trainer.generator):
-            if next(iter(batch.values())).shape[0] == BATCH:
-                yield batch
+        for b in data.batches(batch, True, generator):
+            if next(iter(b.values())).shape[0] == batch:
+                yield b
 
 
-# --------------------------------------------------------------------------- measurement
+def floor_step(data, fusion, K, device="cpu", batch=BATCH):
+    """One plain Gaussian-VAE step on the same networks and the same number of decoded rows."""
+    model = make_model(fusion).to(device)
+    encoders = {n: model.encoders[n].net for n in model.names}  # (B, 32) -> (B, 2D)
+    decoders = {n: model.decoders[n].net for n in model.names}  # (R, D) -> (R, 32)
+    params = [p for m in (*encoders.values(), *decoders.values()) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=LR, fused=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+    batches = full_batches(data, batch, torch.Generator().manual_seed(0))
+    C = DECODED[fusion] * K  # latent rows per data point that each decoder sees
+    M = len(encoders)
+    pick = torch.arange(C, device=device) % M  # which encoder's posterior each row block samples
+
+    def step():
+        x = next(batches)
+        h = torch.stack([encoders[n](x[n]) for n in encoders])  # (M, B, 2D)
+        mu, logvar = h.chunk(2, -1)  # (M, B, D) each
+        eps = torch.randn((C, *mu.shape[1:]), generator=gen, device=device)
+        z = mu[pick] + eps * (0.5 * logvar[pick]).exp()  # (C, B, D)
+        loss = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum((0, 2)).mean()  # analytic KL
+        for n, dec in decoders.items():
+            logits = dec(z.reshape(-1, z.shape[-1])).view(C, -1, x[n].shape[-1])  # (C, B, 32)
+            loss = loss - (x[n] * logits - F.softplus(logits)).sum(-1).mean()  # Bernoulli log-likelihood
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
 
 
-def step_peak_bytes(run_step) -> int:
-    """Peak of live CPU tensor memory allocated during ``run_step()``, from torch.profiler's
-    allocator events (allocation sizes positive, frees negative) summed in time order."""
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-
-    saved = os.dup(2)  # kineto prints start/stop lines on stderr
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                run_step()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        e = stack.pop()
-        if e.typed[0] == _EventType.Allocation and e.typed[1].device.type == "cpu":
-            events.append((e.start_time_ns, e.typed[1].alloc_size))
-        stack.extend(e.children)
-    live = peak = 0
-    for _, nbytes in sorted(events):
-        live += nbytes
-        peak = max(peak, live)
-    return peak
-
-
-def mmvae_throughput(data, fusion, estimator, K, steps, warmup, repeats, bound="tight"):
-    trainer = make_trainer(data, fusion, estimator, K, bound)
-    batches = full_batches(trainer)
-    for _ in range(warmup):
-        trainer._step(next(batches))
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer._step(next(batches))
-        rates.append(steps * BATCH / (time.perf_counter() - t0))
-    peak = step_peak_bytes(lambda: trainer._step(next(batches)))
-    return statistics.median(rates), peak
-
-
-def multivae_available() -> bool:
-    try:
-        from multivae_shim import import_multivae
-
-        import_multivae()
-        return True
-    except Exception as e:  # not installed, or broken beside this torch
-        print(f"multivae not available ({type(e).__name__}: {e}); skipping the comparison")
-        return False
-
-
-def multivae_peak_bytes(fusion, K) -> int:
-    """Peak step memory of multivae's model, with the same profiler measurement."""
-    torch.manual_seed(0)
+def multivae_step(fusion, K):
+    """One step of multivae's model for ``fusion`` on consecutive full batches."""
     top, bottom = mb._train_tensors(0)
+    torch.manual_seed(0)  # multivae draws from the global generator; this process is a benchmark
     with mb._no_distribution_validation():
         model = mb.make_multivae_model(fusion, K)
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=LR)
-        mb._run_steps(model, opt, top, bottom, BATCH, 3, 0)
-        return step_peak_bytes(lambda: mb._run_steps(model, opt, top, bottom, BATCH, 1, 3 * BATCH))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    pos = [0]
 
+    def step():
+        with mb._no_distribution_validation():
+            pos[0] = mb._run_steps(model, opt, top, bottom, BATCH, 1, pos[0])
 
-# --------------------------------------------------------------------------- main
+    return step
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    p.add_argument("--steps", type=int, default=200, help="timed steps per repeat")
-    p.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")
-    p.add_argument("--fusions", nargs="+", default=list(FUSIONS), choices=FUSIONS)
-    p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=ESTIMATORS)
-    p.add_argument("--K", nargs="+", type=int, default=list(KS))
-    p.add_argument("--no-multivae", action="store_true", help="skip the multivae comparison")
-    p.add_argument("--quick", action="store_true", help="smoke run: 10 steps, 3 warm-up, 3 repeats")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    p.add_argument("--calls", type=int, default=20, help="steps per case per round (default 20)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per case first (default 10)")
+    p.add_argument("--fusions", nargs="+", default=["poe", "moe", "mopoe"], choices=["poe", "moe", "mopoe"])
+    p.add_argument("--K", nargs="+", type=int, default=[1, 10])
+    p.add_argument("--no-multivae", action="store_true", help="floor and mmvae only")
+    p.add_argument("--quick", action="store_true", help="smoke run: 3 rounds of 2 steps, 2 warm-up steps")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.warmup, args.repeats = 10, 3, 3
-    torch.set_num_threads(args.threads)
-    print(f"digits-halves training, batch {BATCH}, Adam lr {LR}, latent {LATENT_DIM}, torch {torch.__version__}, "
-          f"threads={args.threads}, {args.steps} timed steps x {args.repeats} repeats (median), "
-          f"{args.warmup} warm-up steps")
-    print("samples/s = training samples per second; peak MB = peak tensor memory allocated during one step "
-          "(torch.profiler allocator events)")
-
+        args.rounds, args.calls, args.warmup = 3, 2, 2
+    harness.setup(args.threads)
+    have_mv = not args.no_multivae and harness.import_multivae_or_none() is not None
+    print(f"training throughput, digits-halves, batch {BATCH}, latent {LATENT_DIM}, MLP 32-128-128, Adam lr {LR}")
+    print(harness.machine())
+    print(f"{args.rounds} interleaved rounds x {args.calls} steps per case, {args.warmup} warm-up steps; "
+          "ratios: median (IQR; min-max) of per-round step-time ratios")
     data = digits_data()
-    ours = {}
-    print(f"\n{'fusion':6s} {'estimator':9s} {'K':>3s} {'samples/s':>10s} {'peak MB':>8s}")
+    rows = []
     for fusion in args.fusions:
-        for est in args.estimators:
-            for K in args.K:
-                rate, peak = mmvae_throughput(data, fusion, est, K, args.steps, args.warmup, args.repeats)
-                ours[fusion, est, "tight", K] = (rate, peak)
-                print(f"{fusion:6s} {est:9s} {K:3d} {rate:10.0f} {peak / 2**20:8.2f}", flush=True)
-
-    if args.no_multivae or not multivae_available():
-        return
-    print(f"\nours / multivae (same data, batch, networks, Adam, threads={args.threads})")
-    print(f"{'fusion':6s} {'multivae':8s} {'K':>3s} {'ours (estimator, bound)':>24s} {'samples/s':>10s} "
-          f"{'multivae':>9s} {'ratio':>6s} {'peak MB ours/theirs':>20s}")
-    for fusion in args.fusions:
-        est, bound = MATCH[fusion]
+        estimator, bound = MATCH[fusion]
         for K in args.K:
-            key = (fusion, est, bound, K)
-            if key not in ours:
-                ours[key] = mmvae_throughput(data, fusion, est, K, args.steps, args.warmup, args.repeats, bound)
-            rate, peak = ours[key]
-            theirs = mb.multivae_train_throughput(fusion, K, n_steps=args.steps, batch_size=BATCH, lr=LR,
-                                                  threads=args.threads, warmup_steps=args.warmup,
-                                                  repeats=args.repeats)
-            their_peak = multivae_peak_bytes(fusion, K)
-            torch.set_num_threads(args.threads)
-            print(f"{fusion:6s} {mb.FUSIONS[fusion]:8s} {K:3d} {f'{est}, {bound}':>24s} {rate:10.0f} {theirs:9.0f} "
-                  f"{rate / theirs:6.2f} {f'{peak / 2**20:.2f}/{their_peak / 2**20:.2f}':>20s}", flush=True)
+            cases = {"floor": floor_step(data, fusion, K), "mmvae": mmvae_step(data, fusion, estimator, bound, K)}
+            mv = have_mv and (fusion == "moe" or K == 1)
+            if mv:
+                cases["multivae"] = multivae_step(fusion, K)
+                harness.setup(args.threads)
+            t = harness.interleave(cases, args.rounds, args.calls, args.warmup)
+            row = [f"{fusion} {estimator}{' ' + bound if fusion != 'poe' else ''} K={K}",
+                   f"{harness.rate(t, 'mmvae', BATCH):,.0f}", f"{harness.rate(t, 'floor', BATCH):,.0f}",
+                   harness.ratio_summary(t, "mmvae", "floor").ratio()]
+            if mv:
+                row += [f"{harness.rate(t, 'multivae', BATCH):,.0f}", harness.ratio_summary(t, "multivae", "mmvae").ratio()]
+            elif have_mv:
+                row += ["n/a (no K)", "n/a"]
+            rows.append(row)
+            print(" | ".join(row), f"(load {harness.load_now()})", flush=True)
+    headers = ["case", "mmvae samples/s", "floor samples/s", "mmvae / floor (time)"]
+    if have_mv:
+        headers += ["multivae samples/s", "multivae / mmvae (time)"]
+    table = harness.markdown_table(headers, rows)
     print()
-    print(CAVEATS)
+    print(table)
+    harness.write_out("train_throughput.md", harness.machine() + "\n\n" + table + "\n")
 
 
 if __name__ == "__main__":

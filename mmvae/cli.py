@@ -381,6 +381,17 @@ def save_result(args: argparse.Namespace, model, data_info: dict, train_info: di
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import from_environment
+
+    dist = from_environment(args.device)  # None unless started by torchrun with N > 1
+    try:
+        return _train_in(args, dist)
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _train_in(args: argparse.Namespace, dist) -> int:
     import torch
 
     from .checkpoint import data_provenance, save_checkpoint
@@ -388,6 +399,7 @@ def _train(args: argparse.Namespace) -> int:
     from .model import build_model, config_for_specs
     from .training import fit
 
+    main = dist is None or dist.is_main  # rank 0 prints and writes the checkpoint
     options = dict(args.data_option)
     bundle = load_dataset(args.data, seed=args.seed, **options)
     specs = bundle.specs
@@ -414,12 +426,17 @@ def _train(args: argparse.Namespace) -> int:
             m.weight = float(weights[m.name])
     check_before_training(args, specs, config, options)
     model = build_model(config, seed=args.seed)
-    print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
-          f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}", file=sys.stderr)
+    if main:
+        ranks = f", {dist.world_size} processes ({dist.device.type})" if dist is not None else ""
+        print(f"training {args.fusion} / {args.estimator} (K={args.K}) on {bundle.name}: "
+              f"{bundle.train.n} train, {bundle.val.n} validation samples, modalities {bundle.modality_names}{ranks}",
+              file=sys.stderr)
     history = fit(model, bundle.train, bundle.val, estimator=args.estimator, K=args.K, bound=args.bound,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                  eval_K=args.eval_K, progress=not args.quiet, compile=args.compile,
-                  subsample=args.subsample)
+                  eval_K=args.eval_K, progress=main and not args.quiet, compile=args.compile,
+                  subsample=args.subsample, distributed=dist)
+    if not main:
+        return 0  # rank 0 alone reports and writes the checkpoint
     if history.compile_seconds is not None:
         print(f"compiled the training step in {history.compile_seconds:.1f} s (first step included)", file=sys.stderr)
     data_info = data_provenance(args.data, options, args.seed, specs)

@@ -176,12 +176,18 @@ class Trainer:
         val: MultimodalData | None = None,
         config: TrainConfig | None = None,
         callback: Callable[[Progress], bool | None] | None = None,
+        distributed=None,
         **options,
     ) -> None:
         self.config = config or TrainConfig(**options)
         if config is not None and options:
             raise ValueError("give either a TrainConfig or keyword options, not both")
-        self.device = resolve_device(self.config.device)
+        # distributed: a mmvae.distributed.DistributedContext (torchrun): shards batches, runs the
+        # objective through DDP and reduces metrics; None: this process trains alone
+        self.distributed = distributed
+        if distributed is not None and self.config.compile:
+            raise ValueError("compile=True is not supported with torchrun (distributed) training yet; drop --compile")
+        self.device = distributed.device if distributed is not None else resolve_device(self.config.device)
         self.model = model.to(self.device)
         dtype = next(model.parameters()).dtype  # data follow the model's floating-point dtype
         self.train = train.to(self.device, dtype)
@@ -237,15 +243,23 @@ class Trainer:
     def _step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step; returns the loss and ESS as device tensors (no host sync)."""
         c = self.config
-        B = next(iter(batch.values())).shape[0]
+        dist = self.distributed
+        # under torchrun every rank draws the noise of the whole global batch from the same
+        # generator and keeps its own rows, so the run equals one process with that batch
+        B = next(iter(batch.values())).shape[0] if dist is None else dist.global_rows
         noise = objective_noise(self.model, len(batch), c.K, B, generator=self.generator, subsample=self._subsample)
         components = None if self._subsample is None else sample_components(
             self._n_components, self._subsample, B, self.device, self.generator)
-        full = B == c.batch_size
-        fn = self._loss_fn if full else self._eager_loss
-        first_compiled = c.compile and full and self.history.compile_seconds is None
-        t0 = time.perf_counter() if first_compiled else 0.0
-        loss, ess = fn(batch, noise, components)
+        if dist is not None:
+            noise, components = dist.own_rows(noise, 2), (None if components is None else dist.own_rows(components, 1))
+            loss, ess = dist.loss_and_ess(self._eager_loss, batch, noise, components)
+            t0, first_compiled = 0.0, False
+        else:
+            full = B == c.batch_size
+            fn = self._loss_fn if full else self._eager_loss
+            first_compiled = c.compile and full and self.history.compile_seconds is None
+            t0 = time.perf_counter() if first_compiled else 0.0
+            loss, ess = fn(batch, noise, components)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
@@ -266,7 +280,10 @@ class Trainer:
         self._bad.zero_()
         totals = torch.zeros(3, device=self.device)  # loss, ESS, good steps
         n_steps = 0
-        for step, batch in enumerate(self.train.batches(self.config.batch_size, True, self.shuffle_generator)):
+        dist = self.distributed
+        batches = (self.train.batches(self.config.batch_size, True, self.shuffle_generator) if dist is None
+                   else dist.batches(self.train, self.config.batch_size, self.shuffle_generator))
+        for step, batch in enumerate(batches):
             loss, ess = self._step(batch)
             good = 1.0 - self._bad[0]
             totals += torch.stack([loss.to(totals.dtype), ess.to(totals.dtype), good])
@@ -322,6 +339,7 @@ def fit(
     progress: bool = False,
     compile: bool | str = False,
     subsample: int | None = None,
+    distributed=None,
 ) -> History:
     """Train ``model`` with Adam on ``train`` (validation curves on ``val``); returns the History.
 
@@ -331,6 +349,8 @@ def fit(
     the first compiled step, compilation included, is ``history.compile_seconds``).
     ``subsample=S`` (MoE / MoPoE with the ELBO or ``bound='looser'``) samples S random mixture
     components per data point instead of all C: unbiased, S / C of the decoder work, more variance.
+    ``distributed``: a :class:`mmvae.distributed.DistributedContext` to train data-parallel under
+    ``torchrun`` (the same result as this process alone with the same global batch).
     """
     config = TrainConfig(estimator, K, bound, epochs, batch_size, lr, seed, device, eval_K, compile, subsample)
     bar = None
@@ -350,7 +370,7 @@ def fit(
         if callback is not None:
             callback(p)
 
-    trainer = Trainer(model, train, val, config, on_progress)
+    trainer = Trainer(model, train, val, config, on_progress, distributed)
     try:
         history = trainer.fit()
     finally:
