@@ -57,7 +57,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(trained,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, fails_at, boom)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointError, match="No space left"):  # one line naming the file and the cause
         save_checkpoint(path, model)
     monkeypatch.undo()
     assert path.read_bytes() == before
