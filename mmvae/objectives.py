@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 from .distributions import LOG_SCALE_MAX, LOG_SCALE_MIN, check_choice, standard_log_prob, standard_noise
-from .fusion import Posterior, product_of_experts, subsets_for
+from .fusion import FusionError, Posterior, product_of_experts, subsets_for
 from .model import MultimodalVAE
 
 ESTIMATORS = ("elbo", "iwae", "dreg", "stl")
@@ -257,6 +257,9 @@ def mvae_terms(model: MultimodalVAE, x: Mapping[str, Tensor], validate: bool = T
     for those columns (each decoder runs once, on the columns of the two terms that hold its
     modality: the joint term and its own), and T.
     """
+    if model.family != "gaussian":
+        raise FusionError("MVAE's terms are products of experts, and a product of Laplace experts has no closed "
+                          "form; use fusion='moe' with Laplace latents, or latent='gaussian'")
     experts = model.encode(x, validate)
     names, (M, B, D) = experts.names, experts.loc.shape
     T = 1 + M if M > 1 else 1
