@@ -18,8 +18,9 @@ Bounds (per data point):
   (1/C) sum_c log (1/K) sum_k w_{c,k} (MMVAE's eq. 4), lower by Jensen's inequality.
 * PoE training (MVAE, Wu & Goodman 2018, sec. 3.2) sums one bound per term: the full set and each
   singleton, each term the PoE posterior of its subset reconstructing only the modalities it
-  fuses (:func:`objective_terms`). Every term (and every mixture) is estimated by the same
-  estimator function, one small function per estimator (as in the MMVAE and Pyro code).
+  fuses (:func:`mvae_terms`, which stacks the independent terms along the batch axis). Every
+  term (and every mixture) is estimated by the same estimator function, one small function per
+  estimator (as in the MMVAE and Pyro code), given log p(x, z) and the posterior q.
 
 Gradient estimators for the encoder parameters phi (the decoder gradient is always the plain one,
 sum_s omega_s d log p_theta(x | z_s) / d theta with omega_s = d bound / d log w_s):
@@ -54,7 +55,7 @@ import torch
 from torch import Tensor
 
 from .distributions import LOG_SCALE_MAX, LOG_SCALE_MIN, check_choice, standard_log_prob, standard_noise
-from .fusion import Posterior, subsets_for
+from .fusion import FusionError, Posterior, product_of_experts, subsets_for
 from .model import MultimodalVAE
 
 ESTIMATORS = ("elbo", "iwae", "dreg", "stl")
@@ -113,11 +114,13 @@ def normalized_weights(lw: Tensor, bound: str) -> tuple[Tensor, Tensor]:
 
 
 # ---------------------------------------------------------------- estimators
-# Each takes the model, the modalities a term reconstructs, its posterior, the term's standard
-# noise eps (S, K, B, D), the bound and ``own`` (S, B), the components sampled for each data point
-# (None: all C in order, S = C; see ``subsample``), and returns (surrogate (B,), value (B,),
-# log_weights (S, K, B)): the gradient of the surrogate is the estimator's, value and log-weights
-# are detached. Densities of q are always those of the full mixture.
+# Each takes log_p, the model's log p(x, z) at z (S, K, B, D) -> (S, K, B) for the modalities the
+# term reconstructs, the posterior q, its standard noise eps (S, K, B, D), the bound and ``own``
+# (S, B), the components sampled for each data point (None: all C in order, S = C; see
+# ``subsample``), and returns (surrogate (B,), value (B,), log_weights (S, K, B)): the gradient of
+# the surrogate is the estimator's, value and log-weights are detached. Densities of q are always
+# those of the full mixture.
+LogP = Callable[[Tensor], Tensor]
 Estimate = tuple[Tensor, Tensor, Tensor]
 
 
@@ -139,42 +142,42 @@ def _own(t: Tensor, own: Tensor | None) -> Tensor:
     return t.gather(0, own[None, :, None, :].expand(1, S, K, B)).squeeze(0)
 
 
-def _reparameterised_log_weights(model, x, post: Posterior, eps: Tensor, own: Tensor | None = None) -> Tensor:
+def _reparameterised_log_weights(log_p: LogP, post: Posterior, eps: Tensor, own: Tensor | None = None) -> Tensor:
     if own is not None:
         z = _sample(post, eps, own)
-        return log_joint(model, x, z) - log_posterior(post, z)[0]
+        return log_p(z) - log_posterior(post, z)[0]
     z, eps = post.rsample_with_noise(eps.shape[1], noise=eps)
     if post.n_components == 1:
         log_q = post.log_prob_from_noise(eps)  # = log q(z), fewer operations
     else:
         log_q, _ = log_posterior(post, z)
-    return log_joint(model, x, z) - log_q
+    return log_p(z) - log_q
 
 
-def elbo_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+def elbo_estimator(log_p: LogP, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
                    ) -> Estimate:
     """The (stratified) ELBO, mean over components and samples of log w; reparameterised gradient."""
-    lw = _reparameterised_log_weights(model, x, post, eps, own)
+    lw = _reparameterised_log_weights(log_p, post, eps, own)
     value = combine(lw, "elbo")
     return value, value.detach(), lw.detach()
 
 
-def iwae_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+def iwae_estimator(log_p: LogP, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
                    ) -> Estimate:
     """IWAE(K) (``bound`` for mixtures); plain reparameterised gradient (path and score terms)."""
-    lw = _reparameterised_log_weights(model, x, post, eps, own)
+    lw = _reparameterised_log_weights(log_p, post, eps, own)
     value = combine(lw, "iwae", bound)
     return value, value.detach(), lw.detach()
 
 
-def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+def stl_estimator(log_p: LogP, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
                   ) -> Estimate:
     """STL (Roeder et al. 2017): the densities of q held fixed, so the score term is dropped.
     K = 1: the (stratified) ELBO with weights 1/C, unbiased; K > 1: IWAE(K) weights, biased."""
     C, K = eps.shape[:2]
     z = _sample(post, eps, own)
     log_q, _ = log_posterior(post, z, detach_params=True)
-    lw = log_joint(model, x, z) - log_q
+    lw = log_p(z) - log_q
     with torch.no_grad():
         if K == 1:
             omega = torch.full_like(lw, 1.0 / C)
@@ -185,7 +188,7 @@ def stl_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", 
     return (omega * lw).sum((0, 1)), value, lw.detach()
 
 
-def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
+def dreg_estimator(log_p: LogP, post: Posterior, eps: Tensor, bound: str = "tight", own: Tensor | None = None
                    ) -> Estimate:
     """DReG (Tucker et al. 2018), and its exactly unbiased form for mixtures (module docstring).
 
@@ -203,7 +206,7 @@ def dreg_estimator(model, x, post: Posterior, eps: Tensor, bound: str = "tight",
         comp = post.component_log_prob(z, detach_params=True)  # (C', S, K, B)
         lse = torch.logsumexp(comp, 0)
         log_q = lse - math.log(post.n_components)
-    lw = log_joint(model, x, z_path) - log_q
+    lw = log_p(z_path) - log_q
     with torch.no_grad():
         w, omega = normalized_weights(lw, bound)
         value = combine(lw, "iwae", bound)
@@ -244,19 +247,43 @@ ESTIMATOR_FUNCTIONS: dict[str, Callable[..., Estimate]] = {
 
 
 # ---------------------------------------------------------------- the training objective
-def objective_terms(model: MultimodalVAE, x: Mapping[str, Tensor], fusion: str | None = None,
-                    validate: bool = True) -> list[Posterior]:
-    """The posteriors whose bounds the objective sums. ``poe``: MVAE's terms (Wu & Goodman 2018,
-    sec. 3.2, no extra random subsets): the PoE of all present modalities and, when there are
-    several, each unimodal posterior. ``moe`` / ``mopoe``: the one mixture posterior."""
-    fusion = fusion or model.fusion
+def mvae_terms(model: MultimodalVAE, x: Mapping[str, Tensor], validate: bool = True) -> tuple[Posterior, LogP, int]:
+    """MVAE's terms (Wu & Goodman 2018, sec. 3.2, no extra random subsets): the PoE posterior of
+    all present modalities and, when there are several, each unimodal posterior, T terms, each
+    reconstructing only the modalities it fuses.
+
+    The terms are independent one-component posteriors, so they are stacked along the batch axis:
+    returns q as one Posterior of batch T*B (column t*B + b: term t, data point b), log p(x_S, z)
+    for those columns (each decoder runs once, on the columns of the two terms that hold its
+    modality: the joint term and its own), and T.
+    """
+    if model.family != "gaussian":
+        raise FusionError("MVAE's terms are products of experts, and a product of Laplace experts has no closed "
+                          "form; use fusion='moe' with Laplace latents, or latent='gaussian'")
     experts = model.encode(x, validate)
-    if fusion != "poe":
-        return [model.fuse(experts, fusion)]
-    terms = [model.fuse(experts, "poe")]
-    if len(experts.names) > 1:
-        terms += [model.fuse(experts.select([n]), "poe") for n in experts.names]
-    return terms
+    names, (M, B, D) = experts.names, experts.loc.shape
+    T = 1 + M if M > 1 else 1
+    full = torch.ones(1, M, dtype=torch.bool, device=experts.loc.device)
+    mask = torch.cat([full, torch.eye(M, dtype=torch.bool, device=full.device)]) if M > 1 else full  # (T, M)
+    loc, log_scale = product_of_experts(experts.loc, experts.log_scale, mask)  # (T, B, D)
+    post = Posterior(model.family, loc.reshape(1, T * B, D), log_scale.reshape(1, T * B, D), [tuple(names)])
+
+    def log_p(z: Tensor) -> Tensor:  # (1, K, T*B, D) -> (1, K, T*B)
+        if T == 1:
+            return log_joint(model, x, z)
+        K = z.shape[1]
+        zt = z.reshape(K, T, B, D)
+        per_term = []  # (K, B) for every modality in the joint term, then each singleton
+        singles = []
+        for i, n in enumerate(names):
+            both = torch.stack([zt[:, 0], zt[:, i + 1]], 1)  # (K, 2, B, D): the joint term and its own
+            ll = model.log_likelihood({n: x[n]}, both)[n]  # (K, 2, B)
+            per_term.append(ll[:, 0])
+            singles.append(ll[:, 1])
+        lik = torch.stack([torch.stack(per_term).sum(0), *singles], 1)  # (K, T, B)
+        return (standard_log_prob(model.family, zt) + lik).reshape(1, K, T * B)
+
+    return post, log_p, T
 
 
 def noise_slots(fusion: str, n_modalities: int, subsample: int | None = None) -> int:
@@ -334,28 +361,30 @@ def objective(
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
     check_subsample(subsample, fusion or model.fusion, estimator, K, bound)
     estimate = ESTIMATOR_FUNCTIONS[estimator]
-    surrogate = value = 0.0
-    log_weights, offset = [], 0
-    for post in objective_terms(model, x, fusion, validate):
-        C, own = post.n_components, None
-        if subsample is not None and subsample < C:
-            own = components if components is not None else sample_components(
-                C, subsample, post.batch_size, post.loc.device, generator)
-            C = subsample
-        if noise is not None:
-            eps = noise[offset: offset + C]
-        elif own is not None:
-            eps = standard_noise(post.family, (K, C, *post.loc.shape[1:]), post.loc.dtype, post.loc.device,
-                                 generator).transpose(0, 1)
+    fusion = fusion or model.fusion
+    if fusion == "poe":
+        post, log_p, T = mvae_terms(model, x, validate)
+        B = post.batch_size // T
+        if noise is None:  # drawn as objective_noise draws it: (K, T, B, D)
+            eps = standard_noise(post.family, (1, K, T * B, model.latent_dim), post.loc.dtype, post.loc.device,
+                                 generator)
         else:
-            eps = post.noise(K, generator)
-        offset += C
-        present = {n for s in post.subsets for n in s}
-        s, v, lw = estimate(model, {n: t for n, t in x.items() if n in present}, post, eps, bound, own)
-        surrogate, value = surrogate + s, value + v
-        log_weights.append(lw)
-    lw = log_weights[0] if len(log_weights) == 1 else torch.cat(log_weights)
-    return ObjectiveOutput(-surrogate.sum() / lw.shape[-1], value, lw)
+            eps = noise.transpose(0, 1).reshape(1, K, T * B, -1)  # (T, K, B, D) -> (1, K, T*B, D)
+        surrogate, value, lw = estimate(log_p, post, eps, bound, None)
+        lw = lw.reshape(K, T, B).transpose(0, 1)  # (T, K, B)
+        surrogate, value = surrogate.view(T, B).sum(0), value.view(T, B).sum(0)
+        return ObjectiveOutput(-surrogate.sum() / B, value, lw)
+    post = model.posterior(x, fusion, validate=validate)
+    C, own = post.n_components, None
+    if subsample is not None and subsample < C:
+        own = components if components is not None else sample_components(
+            C, subsample, post.batch_size, post.loc.device, generator)
+    S = C if own is None else subsample
+    if noise is None:
+        noise = standard_noise(post.family, (K, S, *post.loc.shape[1:]), post.loc.dtype, post.loc.device,
+                               generator).transpose(0, 1)
+    surrogate, value, lw = estimate(lambda z: log_joint(model, x, z), post, noise, bound, own)
+    return ObjectiveOutput(-surrogate.sum() / post.batch_size, value, lw)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -136,3 +136,12 @@ def test_one_sampler_for_reparameterised_and_ancestral_samples(family):
     eps = standard_noise(family, (400_000,), torch.float64, generator=torch.Generator().manual_seed(0))
     assert abs(eps.mean()) < 0.01 and abs(eps.var() - (2.0 if family == "laplace" else 1.0)) < 0.02
     assert abs(eps.abs().mean() - (1.0 if family == "laplace" else math.sqrt(2 / math.pi))) < 0.01
+
+
+def test_poe_objective_of_a_laplace_model_is_refused():
+    from mmvae import objective
+
+    model = build_model(ModelConfig([ModalityConfig("a", (3,)), ModalityConfig("b", (2,))], latent="laplace",
+                                    fusion="moe"))
+    with pytest.raises(FusionError, match="Laplace"):
+        objective(model, {"a": torch.zeros(2, 3), "b": torch.zeros(2, 2)}, "elbo", fusion="poe")
