@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data-point indices for the posterior overlap, e.g. 0,5,9 (default: the first 5)")
 
     sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in datasets.")
+
+    # Every argument after `app` goes to `streamlit run` unparsed: no prefix characters, so that
+    # "--server.port 8502" (and --help) reach Streamlit instead of argparse.
+    a = sub.add_parser("app", add_help=False, prefix_chars="\0",
+                       help="start the Streamlit app; further arguments go to 'streamlit run' "
+                            "(e.g. --server.port 8502 --server.address 0.0.0.0)")
+    a.add_argument("streamlit_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -488,10 +495,32 @@ def _datasets(_: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    """``mmvae app ARGS`` = ``python -m streamlit run <checkout>/app/streamlit_app.py ARGS``, with
+    this interpreter and the script's absolute path, so it works from any directory. The app lives
+    in the repository beside the package (an editable install), not inside the package."""
+    import os
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "streamlit_app.py")
+    if not os.path.isfile(script):
+        raise FileNotFoundError(f"the app is not part of the installed package ({script} is missing): install a "
+                                "checkout of the repository with 'pip install -e .', or run 'python -m streamlit "
+                                "run app/streamlit_app.py' in one")
+    cmd = [sys.executable, "-m", "streamlit", "run", script, *args.streamlit_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # become the server: signals (Ctrl-C, a test's terminate) reach Streamlit itself
+        os.execv(sys.executable, cmd)
+    import subprocess
+
+    return subprocess.call(cmd)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _train,
     "evaluate": _evaluate,
     "datasets": _datasets,
+    "app": _app,
 }
 
 
