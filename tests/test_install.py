@@ -47,7 +47,7 @@ def test_section_commands_joins_continuations_and_rejects_missing_sections(tmp_p
         section_commands("Missing", str(readme))
 
 
-class _Exec(Exception):
+class _Exec(BaseException):  # not an Exception: the CLI turns those into one-line errors
     """Raised by the stand-in for os.execv: the command `mmvae app` would become."""
 
 
