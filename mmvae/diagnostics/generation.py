@@ -194,7 +194,8 @@ def rock_physics_si(ai):
 @torch.no_grad()
 def impedance_si_rmse(model, test, specs: Mapping, fusion: str | None = None, source: str = "AI",
                       target: str = "SI") -> dict:
-    """RMSE (physical units, ModalitySpec.shift / scale undone) of ``target`` generated from
+    """RMSE and bias (mean of prediction - truth), in physical units (``specs``: the model's
+    training statistics, ModalitySpec.shift / scale undone) of ``target`` generated from
     ``source`` (decoder mean at the posterior mean) against the truth, beside the rock-physics
     baseline :func:`rock_physics_si` applied to the true AI."""
     gen = generate(model, test, [source], [target], 0, fusion)[target].double().numpy()
@@ -206,4 +207,6 @@ def impedance_si_rmse(model, test, specs: Mapping, fusion: str | None = None, so
     rmse_base = float(np.sqrt(np.mean((base - truth) ** 2)))
     return {"source": source, "target": target, "unit": specs[target].unit, "rmse": rmse,
             "rmse_rock_physics": rmse_base, "ratio": rmse / rmse_base if rmse_base > 0 else float("nan"),
+            "bias": float(np.mean(pred - truth)), "bias_rock_physics": float(np.mean(base - truth)),
+            "n_values": int(truth.size),
             "baseline": "Gardner rho = 1.741 Vp^0.25 and Castagna Vs = 0.8621 Vp - 1.1724"}
