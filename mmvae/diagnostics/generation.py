@@ -182,13 +182,11 @@ def coherence(
 # ------------------------------------------------------------------------------------ impedance
 def rock_physics_si(ai):
     """SI predicted from AI (km/s * g/cm3) by Gardner and Castagna's mudrock line:
-    AI = rho Vp with rho = 1.741 Vp^0.25 -> Vp = (AI / 1.741)^(1 / 1.25); Vs = 0.8621 Vp - 1.1724;
-    SI = Vs rho."""
-    from ..data.rockphysics import castagna_mudrock_vs, gardner_density
+    AI = rho Vp with rho = 1.741 Vp^0.25 -> Vp = (AI / 1.741)^(1 / 1.25); Vs = 0.8621 Vp - 1.1724
+    (floored at 0.05 km/s); SI = Vs rho. One definition: :func:`mmvae.data.physics.rock_physics_si`."""
+    from ..data.physics import rock_physics_si as g
 
-    ai = np.asarray(ai, dtype=float)
-    vp = (np.clip(ai, 1e-9, None) / 1.741) ** (1.0 / 1.25)
-    return castagna_mudrock_vs(vp) * gardner_density(vp)
+    return g(ai)
 
 
 @torch.no_grad()
