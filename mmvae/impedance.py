@@ -40,7 +40,7 @@ import torch
 from .data.dataset import DataError, ModalitySpec, MultimodalData
 from .data.las import IMPEDANCE_UNIT
 from .data.normalize import Normalizer
-from .data.physics import physics_features, rock_physics_si
+from .data.physics import fit_trend, physics_features, rock_physics_si, si_from_residual
 from .data.well import Well, find_wells, read_well, split_by_depth
 from .diagnostics.predictive import band_coverage, mixture_quantiles, sample_crps
 
@@ -56,6 +56,7 @@ class ImpedanceConfig:
     """Options of :func:`train` (all saved in the checkpoint)."""
 
     physics: bool = True
+    calibrate: bool = True  # fit the line a + b log AI to the residual on the training wells
     window: int = 64
     stride: int = 8
     latent_dim: int = 8
@@ -82,6 +83,7 @@ class ImpedanceModel:
     config: ImpedanceConfig
     wells: list = field(default_factory=list)  # names of the training wells
     history: dict = field(default_factory=dict)
+    trend: tuple = (0.0, 0.0)  # (a, b) of the calibrated rock-physics residual, see mmvae.data.physics
 
 
 # --------------------------------------------------------------------------------- features
@@ -104,7 +106,8 @@ def _window_starts(valid: np.ndarray, window: int, stride: int) -> np.ndarray:
     return starts.astype(np.int64)
 
 
-def well_windows(well: Well, window: int, stride: int, physics: bool, need_si: bool = True) -> dict:
+def well_windows(well: Well, window: int, stride: int, physics: bool, need_si: bool = True,
+                 trend: tuple[float, float] = (0.0, 0.0)) -> dict:
     """Feature windows of one well: {"AI": (N, window), "SI": (N, window) or None, "level": (N, 1),
     "starts": (N,), "ai": (N, window) physical AI}."""
     valid = well.valid(need_si)
@@ -113,14 +116,14 @@ def well_windows(well: Well, window: int, stride: int, physics: bool, need_si: b
     ai = well.ai[idx]
     si = well.si[idx] if (need_si and well.si is not None) else None
     if physics:
-        u, r, level = physics_features(ai, si)
+        u, r, level = physics_features(ai, si, trend)
     else:
         u, r, level = ai, si, np.zeros((ai.shape[0], 1))
     return {"AI": u, "SI": r, "level": level, "starts": starts, "ai": ai}
 
 
-def _stack(wells: Sequence[Well], cfg: ImpedanceConfig, stride: int) -> dict[str, np.ndarray]:
-    parts = [well_windows(w, cfg.window, stride, cfg.physics) for w in wells]
+def _stack(wells: Sequence[Well], cfg: ImpedanceConfig, stride: int, trend) -> dict[str, np.ndarray]:
+    parts = [well_windows(w, cfg.window, stride, cfg.physics, trend=trend) for w in wells]
     parts = [p for p in parts if p["starts"].size]
     if not parts:
         return {"AI": np.zeros((0, cfg.window)), "SI": np.zeros((0, cfg.window))}
@@ -148,21 +151,24 @@ def train(train_wells: Sequence[Well], val_wells: Sequence[Well] = (), config: I
     from .training import fit
 
     cfg = config or ImpedanceConfig()
-    tr = _stack(train_wells, cfg, cfg.stride)
+    trend = (0.0, 0.0)
+    if cfg.physics and cfg.calibrate:
+        trend = fit_trend(np.concatenate([w.ai for w in train_wells]), np.concatenate([w.si for w in train_wells]))
+    tr = _stack(train_wells, cfg, cfg.stride, trend)
     if tr["AI"].shape[0] < 2:
         raise DataError(f"the training intervals hold {tr['AI'].shape[0]} complete window(s) of {cfg.window} samples "
                         f"with AI and SI; need at least 2 (use a smaller window or more wells)")
     specs = _specs(tr, cfg)
     norm = Normalizer.from_specs(specs)
     train_data = norm.prepare(tr)
-    va = _stack(val_wells, cfg, cfg.window // 2) if val_wells else None
+    va = _stack(val_wells, cfg, cfg.window // 2, trend) if val_wells else None
     val_data = norm.prepare(va) if va is not None and va["AI"].shape[0] else None
     mconfig = config_for_specs(specs, cfg.latent_dim, "gaussian", cfg.fusion, dict(cfg.network))
     model = build_model(mconfig, seed=cfg.seed)
     history = fit(model, train_data, val_data, estimator=cfg.estimator, K=cfg.K, epochs=cfg.epochs,
                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device, progress=progress)
     model.to(torch.device("cpu")).eval()
-    return ImpedanceModel(model, norm, cfg, [w.name for w in train_wells], history.to_dict())
+    return ImpedanceModel(model, norm, cfg, [w.name for w in train_wells], history.to_dict(), trend)
 
 
 # --------------------------------------------------------------------------------- prediction
@@ -241,7 +247,7 @@ def predict(imp: ImpedanceModel, well: Well, quantiles: Sequence[float] = (0.1, 
 
     def to_si(feature, rows):
         if cfg.physics:
-            return rock_physics_si(ai[rows])[:, None] * np.exp(feature)
+            return si_from_residual(feature, ai[rows][:, None], imp.trend)
         return feature
 
     for s0 in range(0, covered.size, chunk):
@@ -346,7 +352,8 @@ def save(imp: ImpedanceModel, path: str | os.PathLike, sources: Sequence[str] = 
     from .checkpoint import save_checkpoint
 
     data = {"name": KIND, "kind": KIND, "wells": list(imp.wells), "sources": list(sources), "split": split or {},
-            "impedance": asdict(imp.config), "specs": {k: s.to_dict() for k, s in imp.normalizer.specs.items()}}
+            "impedance": asdict(imp.config), "trend": list(imp.trend),
+            "specs": {k: s.to_dict() for k, s in imp.normalizer.specs.items()}}
     train = {k: getattr(imp.config, k) for k in ("estimator", "K", "epochs", "batch_size", "lr", "seed")}
     save_checkpoint(path, imp.model, data, train, imp.history)
 
@@ -367,7 +374,7 @@ def load(ckpt_or_path) -> ImpedanceModel:
     cfg = ImpedanceConfig(**ckpt.data["impedance"])
     ckpt.model.to(torch.device("cpu")).eval()
     return ImpedanceModel(ckpt.model, Normalizer.from_checkpoint(ckpt), cfg, list(ckpt.data.get("wells", [])),
-                          ckpt.history)
+                          ckpt.history, tuple(float(t) for t in ckpt.data.get("trend", (0.0, 0.0))))
 
 
 def shipped_wells() -> dict[str, Well]:

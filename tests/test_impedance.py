@@ -11,7 +11,7 @@ from scipy.stats import norm
 from mmvae import impedance as imp
 from mmvae.cli import main
 from mmvae.data import DataError
-from mmvae.data.physics import physics_features, physics_inverse, rock_physics_si, si_from_residual
+from mmvae.data.physics import fit_trend, physics_features, physics_inverse, rock_physics_si, si_from_residual
 from mmvae.diagnostics.predictive import band_coverage, gaussian_crps, mixture_quantiles, sample_crps
 
 
@@ -44,11 +44,15 @@ def test_physics_transform_round_trips_exactly():
     rng = np.random.default_rng(0)
     ai = rng.uniform(2.0, 16.0, size=(50, 64))
     si = rng.uniform(0.3, 9.0, size=(50, 64))
-    u, r, level = physics_features(ai, si)
-    assert np.allclose(u.mean(-1), 0.0, atol=1e-12)  # the AI window carries no level
-    ai2, si2 = physics_inverse(u, r, level)
-    np.testing.assert_allclose(ai2, ai, rtol=1e-13)
-    np.testing.assert_allclose(si2, si, rtol=1e-13)
+    for trend in ((0.0, 0.0), (0.5, -0.3)):
+        u, r, level = physics_features(ai, si, trend)
+        assert np.allclose(u.mean(-1), 0.0, atol=1e-12)  # the AI window carries no level
+        ai2, si2 = physics_inverse(u, r, level, trend)
+        np.testing.assert_allclose(ai2, ai, rtol=1e-13)
+        np.testing.assert_allclose(si2, si, rtol=1e-13)
+    # the calibration line is recovered from data that follow it
+    si_line = rock_physics_si(ai) * np.exp(0.5 - 0.3 * np.log(ai))
+    np.testing.assert_allclose(fit_trend(ai, si_line), (0.5, -0.3), atol=1e-10)
     # zero residual is the rock-physics prediction itself; the residual is multiplicative
     np.testing.assert_allclose(si_from_residual(0.0, ai), rock_physics_si(ai), rtol=1e-15)
     np.testing.assert_allclose(si_from_residual(np.log(1.1), ai), 1.1 * rock_physics_si(ai), rtol=1e-13)
