@@ -41,10 +41,10 @@ from .data.dataset import DataError, ModalitySpec, MultimodalData
 from .data.las import IMPEDANCE_UNIT
 from .data.normalize import Normalizer
 from .data.physics import fit_trend, physics_features, rock_physics_si, si_from_residual
-from .data.well import Well, find_wells, read_well, split_by_depth
+from .data.well import Well, find_wells, las_curves, read_well, split_by_depth
 from .diagnostics.predictive import band_coverage, mixture_quantiles, sample_crps
 
-__all__ = ["ImpedanceConfig", "ImpedanceModel", "Prediction", "KIND", "read_well", "split_by_depth", "find_wells",
+__all__ = ["ImpedanceConfig", "ImpedanceModel", "Prediction", "KIND", "read_well", "las_curves", "split_by_depth", "find_wells",
            "well_windows", "merge_windows", "train", "predict", "metrics", "las_bytes", "write_las", "save", "load", "is_impedance",
            "shipped_wells"]
 

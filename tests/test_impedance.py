@@ -193,3 +193,15 @@ def test_overlapping_windows_are_pooled_per_depth_sample():
     assert cover.tolist() == [1, 1, 2, 2, 1, 1, 0]
     got = [sorted(v for v in row if np.isfinite(v)) for row in comp]
     assert got == [[1.0], [2.0], [3.0, 5.0], [4.0, 6.0], [7.0], [8.0], []]
+
+
+def test_curves_can_be_chosen_by_role(tmp_path):
+    path = _write_las(tmp_path / "w.las")
+    offer = imp.las_curves(path)
+    assert offer["default"] == {"p": "DT", "s": "DTS", "density": "RHOB"}
+    assert ("GR", "gAPI") in offer["curves"]
+    default = imp.read_well(path)
+    chosen = imp.read_well(path, curves={"p": "DT", "s": "DTS", "density": "RHOB"})
+    np.testing.assert_array_equal(default.si, chosen.si)
+    with pytest.raises(DataError, match=r"no curve 'DTSM' \(chosen as the S-wave sonic\); available curves: DT, DTS"):
+        imp.read_well(path, curves={"s": "DTSM"})

@@ -23,7 +23,7 @@ from .dataset import DataError
 from .las import (_DENSITY, _P_SLOWNESS, _P_VELOCITY, _S_SLOWNESS, _S_VELOCITY, IMPEDANCE_UNIT, _density_g_cc,
                   _find, _velocity_km_s, read_las)
 
-__all__ = ["Well", "read_well", "split_by_depth", "find_wells", "SPLIT_NAMES"]
+__all__ = ["Well", "read_well", "las_curves", "split_by_depth", "find_wells", "SPLIT_NAMES"]
 
 SPLIT_NAMES = ("train", "val", "test")
 # plausible medians of real logs (sedimentary rocks): outside them the units are wrong
@@ -91,11 +91,27 @@ def _check_range(values: np.ndarray, what: str, mnemonic: str, unit: str, rng: t
                         f"the {rng[0]:g}-{rng[1]:g} of real rocks: {hint}")
 
 
-def _velocity(data, units, slow, vel, what, rng, where) -> tuple[np.ndarray, str]:
-    m = _find(data, slow)
-    is_slow = m is not None
-    if m is None:
-        m = _find(data, vel)
+def _chosen(data, mnemonic, role, where) -> str:
+    key = str(mnemonic).upper()
+    if key not in data:
+        raise DataError(f"{where}: no curve '{mnemonic}' (chosen as {role}); available curves: {', '.join(data)}")
+    return key
+
+
+def _is_velocity_unit(unit: str) -> bool:
+    u = unit.lower().replace(" ", "")
+    return u in ("m/s", "km/s", "ft/s", "mps", "kmps", "fps", "m/sec", "ft/sec")
+
+
+def _velocity(data, units, slow, vel, what, rng, where, chosen=None) -> tuple[np.ndarray, str]:
+    if chosen:
+        m = _chosen(data, chosen, f"the {what} sonic", where)
+        is_slow = not (m in vel or _is_velocity_unit(units.get(m, "")))
+    else:
+        m = _find(data, slow)
+        is_slow = m is not None
+        if m is None:
+            m = _find(data, vel)
     if m is None:
         raise DataError(f"{where}: no {what} sonic curve (looked for {', '.join(slow + vel)}); "
                         f"available curves: {', '.join(data)}")
@@ -108,10 +124,14 @@ def _velocity(data, units, slow, vel, what, rng, where) -> tuple[np.ndarray, str
     return v, m
 
 
-def _from_logs(name, depth, data, units, depth_unit, where) -> Well:
-    vp, mp = _velocity(data, units, _P_SLOWNESS, _P_VELOCITY, "P-wave", _VP_RANGE, where)
-    vs, ms = _velocity(data, units, _S_SLOWNESS, _S_VELOCITY, "S-wave", _VS_RANGE, where)
-    md = _find(data, _DENSITY)
+def _from_logs(name, depth, data, units, depth_unit, where, curves=None) -> Well:
+    curves = dict(curves or {})
+    unknown = set(curves) - {"p", "s", "density"}
+    if unknown:
+        raise DataError(f"{where}: curve roles must be p, s and density, got {sorted(unknown)}")
+    vp, mp = _velocity(data, units, _P_SLOWNESS, _P_VELOCITY, "P-wave", _VP_RANGE, where, curves.get("p"))
+    vs, ms = _velocity(data, units, _S_SLOWNESS, _S_VELOCITY, "S-wave", _VS_RANGE, where, curves.get("s"))
+    md = _chosen(data, curves["density"], "the density", where) if curves.get("density") else _find(data, _DENSITY)
     if md is None:
         raise DataError(f"{where}: no density curve (looked for {', '.join(_DENSITY)}); "
                         f"available curves: {', '.join(data)}")
@@ -179,9 +199,15 @@ def _read_npz(src, where: str, name: str) -> Well:
     return Well(name, out["depth"], out["AI"], out.get("SI"), "m", where, curves)
 
 
-def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_samples: int = 64) -> Well:
+def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_samples: int = 64,
+              curves: dict | None = None) -> Well:
     """A :class:`Well` from a LAS or well ``.npz`` file (depth, AI, SI[, GR]; km/s * g/cm3), given
     as a path or as the file's bytes (``name`` then says which, by its extension).
+
+    ``curves`` (LAS only) chooses mnemonics by role, e.g. ``{"p": "DTCO", "s": "DTSM", "density":
+    "RHOZ"}``; a role left out is recognised by name (:func:`las_curves` lists what a file has and
+    what would be picked). A velocity curve (unit m/s, km/s, ft/s, or named VP / VS) is accepted
+    in place of a slowness.
 
     Raises :class:`DataError` (see the module docstring) for missing curves, non-positive sonic or
     density, units contradicted by the values, or fewer than ``min_samples`` samples with AI and SI.
@@ -194,7 +220,7 @@ def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_sa
             well = _read_npz(blob, where, os.path.splitext(os.path.basename(where))[0])
         else:
             depth, data, units, du = _read_las_bytes(blob, where)
-            well = _from_logs(os.path.splitext(os.path.basename(where))[0], depth, data, units, du, where)
+            well = _from_logs(os.path.splitext(os.path.basename(where))[0], depth, data, units, du, where, curves)
     else:
         path = os.fspath(source)
         where = path
@@ -205,12 +231,24 @@ def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_sa
             well = _read_npz(path, path, stem)
         else:
             depth, data, units, du = read_las(path)
-            well = _from_logs(stem, depth, data, units, du, path)
+            well = _from_logs(stem, depth, data, units, du, path, curves)
     n_ok = int(well.valid().sum())
     if n_ok < min_samples:
         raise DataError(f"{where}: only {n_ok} depth samples have both AI and SI (sonic, shear sonic and density); "
                         f"need at least {min_samples}")
     return well
+
+
+def las_curves(source: str | os.PathLike | bytes, name: str | None = None) -> dict:
+    """What a LAS file offers, for a curve picker: {"curves": [(mnemonic, unit), ...], "default":
+    {"p": ..., "s": ..., "density": ...}} (the recognised mnemonic of each role, or None)."""
+    if isinstance(source, (bytes, bytearray)):
+        _, data, units, _ = _read_las_bytes(bytes(source), name or "<uploaded file>")
+    else:
+        _, data, units, _ = read_las(source)
+    default = {"p": _find(data, _P_SLOWNESS) or _find(data, _P_VELOCITY),
+               "s": _find(data, _S_SLOWNESS) or _find(data, _S_VELOCITY), "density": _find(data, _DENSITY)}
+    return {"curves": [(k, units.get(k, "")) for k in data], "default": default}
 
 
 def split_by_depth(well: Well, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
