@@ -33,7 +33,7 @@ def main() -> int:
     p.add_argument("--no-physics", action="store_true", help="model AI and SI directly")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--stride", type=int, default=16, help="training window stride (samples)")
-    p.add_argument("--latent-dim", type=int, default=8)
+    p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wells", default=None, help="comma-separated subset of the shipped wells")
     p.add_argument("--json", default=None, help="write the rows as JSON to this path")

@@ -59,7 +59,7 @@ class ImpedanceConfig:
     calibrate: bool = True  # fit the line a + b log AI to the residual on the training wells
     window: int = 64
     stride: int = 8
-    latent_dim: int = 8
+    latent_dim: int = 2
     fusion: str = "poe"
     estimator: str = "dreg"
     K: int = 10
