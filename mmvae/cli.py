@@ -209,6 +209,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("several --data are for impedance wells (.las or well .npz files) only")
     args.data = data[0]
     bundle = load_dataset(args.data, seed=args.seed, **options)
+    _check_writable(args.out)
     specs = bundle.specs
     if args.likelihood:
         from dataclasses import replace
@@ -271,6 +272,19 @@ def _is_well_data(data: list[str], options: dict) -> bool:
     return all(well_like(p) for p in data)
 
 
+def _check_writable(path: str) -> None:
+    """Fail before the work, not after it, when ``path`` cannot be written."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if os.path.isdir(path):
+        raise ValueError(f"--out {path} is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--out {path}: cannot write in {folder}")
+
+
 def _train_wells(args: argparse.Namespace, data: list[str], options: dict) -> int:
     from . import impedance as imp
 
@@ -279,6 +293,7 @@ def _train_wells(args: argparse.Namespace, data: list[str], options: dict) -> in
         raise ValueError(f"unknown --data-option(s) {sorted(unknown)} for impedance wells; valid: window, stride")
     paths = imp.find_wells(data)
     wells = [imp.read_well(p) for p in paths]  # every check before training
+    _check_writable(args.out)
     network = {"type": args.network if args.network != "auto" else "conv1d"}
     if network["type"] == "mlp":
         network["hidden"] = args.hidden or [128, 128]
@@ -352,6 +367,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     model = imp.load(load_checkpoint(args.checkpoint))
     well = imp.read_well(args.data)
+    _check_writable(args.out)
     pred = imp.predict(model, well, quantiles=args.quantiles, n_samples=args.n_samples, seed=args.seed)
     imp.write_las(pred, args.out)
     line = f"wrote {args.out}: {well.name}, {well.n} depth samples, {int((pred.n_components > 0).sum())} predicted"

@@ -205,3 +205,11 @@ def test_curves_can_be_chosen_by_role(tmp_path):
     np.testing.assert_array_equal(default.si, chosen.si)
     with pytest.raises(DataError, match=r"no curve 'DTSM' \(chosen as the S-wave sonic\); available curves: DT, DTS"):
         imp.read_well(path, curves={"s": "DTSM"})
+
+
+def test_bad_output_path_fails_before_training(tmp_path, capsys):
+    a = _write_las(tmp_path / "a.las")
+    (tmp_path / "dir.safetensors").mkdir()
+    assert main(["train", "--data", a, "--out", str(tmp_path / "dir.safetensors"), "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "training impedance model" not in err
