@@ -366,7 +366,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
 
     model = imp.load(load_checkpoint(args.checkpoint))
-    well = imp.read_well(args.data)
+    well = imp.read_well(args.data, require_si=False)  # predicting SI where it was not measured
     _check_writable(args.out)
     pred = imp.predict(model, well, quantiles=args.quantiles, n_samples=args.n_samples, seed=args.seed)
     imp.write_las(pred, args.out)

@@ -213,3 +213,19 @@ def test_bad_output_path_fails_before_training(tmp_path, capsys):
     assert main(["train", "--data", a, "--out", str(tmp_path / "dir.safetensors"), "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "is a folder" in err and "training impedance model" not in err
+
+
+def test_predict_a_well_without_shear_sonic(trained, tmp_path, capsys):
+    model, _, _ = trained
+    path = _write_las(tmp_path / "no_s.las", drop="DTS")
+    with pytest.raises(DataError, match="no S-wave sonic"):
+        imp.read_well(path)  # training and scoring need SI
+    well = imp.read_well(path, require_si=False)
+    assert well.si is None
+    pred = imp.predict(model, well, n_samples=4)
+    assert np.isfinite(pred.quantile(0.5)).all()
+    ckpt = tmp_path / "m.safetensors"
+    imp.save(model, ckpt)
+    assert main(["predict", str(ckpt), "--data", path, "--out", str(tmp_path / "p.las")]) == 0
+    las = lasio.read(str(tmp_path / "p.las"))
+    assert "SI" not in las.keys() and np.isfinite(las["SI_P50"]).all()

@@ -124,13 +124,17 @@ def _velocity(data, units, slow, vel, what, rng, where, chosen=None) -> tuple[np
     return v, m
 
 
-def _from_logs(name, depth, data, units, depth_unit, where, curves=None) -> Well:
+def _from_logs(name, depth, data, units, depth_unit, where, curves=None, require_si: bool = True) -> Well:
     curves = dict(curves or {})
     unknown = set(curves) - {"p", "s", "density"}
     if unknown:
         raise DataError(f"{where}: curve roles must be p, s and density, got {sorted(unknown)}")
     vp, mp = _velocity(data, units, _P_SLOWNESS, _P_VELOCITY, "P-wave", _VP_RANGE, where, curves.get("p"))
-    vs, ms = _velocity(data, units, _S_SLOWNESS, _S_VELOCITY, "S-wave", _VS_RANGE, where, curves.get("s"))
+    has_s = curves.get("s") or _find(data, _S_SLOWNESS) or _find(data, _S_VELOCITY)
+    if has_s or require_si:
+        vs, ms = _velocity(data, units, _S_SLOWNESS, _S_VELOCITY, "S-wave", _VS_RANGE, where, curves.get("s"))
+    else:
+        vs, ms = None, None
     md = _chosen(data, curves["density"], "the density", where) if curves.get("density") else _find(data, _DENSITY)
     if md is None:
         raise DataError(f"{where}: no density curve (looked for {', '.join(_DENSITY)}); "
@@ -139,8 +143,10 @@ def _from_logs(name, depth, data, units, depth_unit, where, curves=None) -> Well
     rho = _density_g_cc(data[md], md, units.get(md, ""), where)
     _check_range(rho, "density (g/cm3)", md, units.get(md, ""), _RHO_RANGE, where,
                  "the values look like kg/m3 labelled g/cm3 (or the reverse); fix the unit in the file")
-    curves = {k: (np.asarray(data[k], dtype=np.float64), units.get(k, "")) for k in (mp, ms, md, "GR") if k in data}
-    return Well(name, np.asarray(depth, dtype=np.float64), vp * rho, vs * rho, depth_unit, where, curves)
+    curves = {k: (np.asarray(data[k], dtype=np.float64), units.get(k, "")) for k in (mp, ms, md, "GR")
+              if k is not None and k in data}
+    return Well(name, np.asarray(depth, dtype=np.float64), vp * rho, None if vs is None else vs * rho, depth_unit,
+                where, curves)
 
 
 def _read_las_bytes(blob: bytes, where: str):
@@ -200,14 +206,15 @@ def _read_npz(src, where: str, name: str) -> Well:
 
 
 def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_samples: int = 64,
-              curves: dict | None = None) -> Well:
+              curves: dict | None = None, require_si: bool = True) -> Well:
     """A :class:`Well` from a LAS or well ``.npz`` file (depth, AI, SI[, GR]; km/s * g/cm3), given
     as a path or as the file's bytes (``name`` then says which, by its extension).
 
     ``curves`` (LAS only) chooses mnemonics by role, e.g. ``{"p": "DTCO", "s": "DTSM", "density":
     "RHOZ"}``; a role left out is recognised by name (:func:`las_curves` lists what a file has and
     what would be picked). A velocity curve (unit m/s, km/s, ft/s, or named VP / VS) is accepted
-    in place of a slowness.
+    in place of a slowness. ``require_si=False`` (for prediction) accepts a well without a shear
+    sonic: ``si`` is then None.
 
     Raises :class:`DataError` (see the module docstring) for missing curves, non-positive sonic or
     density, units contradicted by the values, or fewer than ``min_samples`` samples with AI and SI.
@@ -220,7 +227,8 @@ def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_sa
             well = _read_npz(blob, where, os.path.splitext(os.path.basename(where))[0])
         else:
             depth, data, units, du = _read_las_bytes(blob, where)
-            well = _from_logs(os.path.splitext(os.path.basename(where))[0], depth, data, units, du, where, curves)
+            well = _from_logs(os.path.splitext(os.path.basename(where))[0], depth, data, units, du, where, curves,
+                               require_si)
     else:
         path = os.fspath(source)
         where = path
@@ -231,11 +239,13 @@ def read_well(source: str | os.PathLike | bytes, name: str | None = None, min_sa
             well = _read_npz(path, path, stem)
         else:
             depth, data, units, du = read_las(path)
-            well = _from_logs(stem, depth, data, units, du, path, curves)
+            well = _from_logs(stem, depth, data, units, du, path, curves, require_si)
+    if well.si is None and require_si:
+        raise DataError(f"{where}: no 'SI' array: training and scoring need the measured shear impedance")
     n_ok = int(well.valid().sum())
+    what = "both AI and SI (sonic, shear sonic and density)" if well.si is not None else "AI (sonic and density)"
     if n_ok < min_samples:
-        raise DataError(f"{where}: only {n_ok} depth samples have both AI and SI (sonic, shear sonic and density); "
-                        f"need at least {min_samples}")
+        raise DataError(f"{where}: only {n_ok} depth samples have {what}; need at least {min_samples}")
     return well
 
 
