@@ -28,7 +28,6 @@ map r -> g(AI) exp(r * scale + shift).
 from __future__ import annotations
 
 import io
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data.dataset import DataError, ModalitySpec, MultimodalData
+from .data.dataset import DataError, ModalitySpec
 from .data.las import IMPEDANCE_UNIT
 from .data.normalize import Normalizer
 from .data.physics import fit_trend, physics_features, rock_physics_si, si_from_residual
