@@ -41,6 +41,8 @@ def test_shifting_the_scored_target_shifts_the_error_by_that_constant(tmp_path, 
     # the prediction ignores the scored SI, so (prediction - truth) moves by exactly -0.3
     assert abs((b["bias"] - a["bias"]) - (-0.3)) < 1e-4
     assert abs((b["bias_rock_physics"] - a["bias_rock_physics"]) - (-0.3)) < 1e-4
+    # the predictive distribution's calibration is reported beside the point errors
+    assert 0 <= a["coverage_50"] <= a["coverage_80"] <= 1 and a["crps"] > 0 and a["predictive_samples"] == 32
     # and the statistics used are the checkpoint's, reported in the JSON
     assert reports[0]["units"]["normalization"] == reports[1]["units"]["normalization"]
 

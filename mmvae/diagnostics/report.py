@@ -135,7 +135,7 @@ def diagnostics_report(
         else:
             out["coherence"] = None
         if "AI" in names and "SI" in names:
-            out["impedance"] = impedance_si_rmse(model, data, bundle.specs, fusion)
+            out["impedance"] = impedance_si_rmse(model, data, bundle.specs, fusion, predictive=32, seed=seed)
     if "snr" in parts:
         batch = data.subset(slice(0, min(snr_batch, data.n)))
         fus = list(FUSIONS) if model.family == "gaussian" else ["moe"]
