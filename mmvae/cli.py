@@ -424,8 +424,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{args.checkpoint}: {report['model']['fusion']} model on {report['data']['name']} "
               f"({report['data']['split']} split, {report['data']['n']} samples), evaluated with {report['fusion']} fusion")
-        print("nats per data point in the data's own units (log-densities of the unstandardised data; "
-              f"standardised = value - {report['units']['log_jacobian']:.4f})")
+        print("nats per data point in the data's own units (log-densities of the unstandardised data, "
+              f"= standardised figures + log_jacobian {report['units']['log_jacobian']:.4f})")
         print(f"{'K':>6} {'ELBO':>12} {'IWAE(K)':>12}")
         for row in report["bounds"]:
             print(f"{row['K']:>6} {row['elbo']:>12.4f} {row['iwae']:>12.4f}")
