@@ -5,6 +5,8 @@
 """
 from .dataset import DataError, DatasetBundle, ModalitySpec, MultimodalData, load_npz, split_indices
 from .las import load_las, read_las
+from .normalize import Normalizer
+from .scoring import load_for_scoring
 from .registry import DATASETS, DatasetInfo, dataset_names, load_dataset
 
 __all__ = [
@@ -15,6 +17,8 @@ __all__ = [
     "load_npz",
     "split_indices",
     "load_las",
+    "Normalizer",
+    "load_for_scoring",
     "read_las",
     "DATASETS",
     "DatasetInfo",

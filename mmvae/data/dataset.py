@@ -22,6 +22,7 @@ __all__ = [
     "MultimodalData",
     "DatasetBundle",
     "load_npz",
+    "read_npz",
     "split_indices",
 ]
 
@@ -197,24 +198,11 @@ def _check_array(path: str, key: str, arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def load_npz(
-    path: str | os.PathLike,
-    seed: int = 0,
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-    likelihood: str = "gaussian",
-    normalize: bool = True,
-) -> DatasetBundle:
-    """Load the bring-your-own ``.npz`` contract.
-
-    One array per modality: the key is the modality's name, the first axis is samples and has the
-    same length in all arrays; an optional integer ``labels`` array. 1-D per-sample arrays are
-    vectors, ``(N, L)`` arrays with ``L >= 16`` are still treated as vectors unless given as
-    ``(N, 1, L)`` (sequences) or ``(N, C, H, W)`` / ``(N, H, W)`` (images). When ``normalize`` is
-    true each modality is standardised with its training-split mean and standard deviation, and
-    the shift and scale are stored so generations are shown in the original units.
-    """
+def read_npz(path: str | os.PathLike, likelihood: str = "gaussian"
+             ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Read and check the arrays of a bring-your-own ``.npz`` file, in file order and in the
+    file's own units: ({modality: float32 array (N, *shape)}, int64 labels (N,) or None)."""
     path = os.fspath(path)
-    fractions = _check_fractions(fractions)
     if likelihood not in _LIKELIHOODS:
         raise DataError(f"option likelihood must be one of {', '.join(_LIKELIHOODS)}, got {likelihood!r}")
     if not os.path.exists(path):
@@ -251,13 +239,40 @@ def load_npz(
             if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
                 raise DataError(f"{path}: 'labels' must hold integers")
         labels = labels.astype(np.int64)
+    out = {}
+    for k, a in arrays.items():
+        a = a.astype(np.float32)
+        out[k] = a.reshape((n,) + (tuple(a.shape[1:]) or (1,)))
+    return out, labels
+
+
+def load_npz(
+    path: str | os.PathLike,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    likelihood: str = "gaussian",
+    normalize: bool = True,
+) -> DatasetBundle:
+    """Load the bring-your-own ``.npz`` contract.
+
+    One array per modality: the key is the modality's name, the first axis is samples and has the
+    same length in all arrays; an optional integer ``labels`` array. 1-D per-sample arrays are
+    vectors, ``(N, L)`` arrays with ``L >= 16`` are still treated as vectors unless given as
+    ``(N, 1, L)`` (sequences) or ``(N, C, H, W)`` / ``(N, H, W)`` (images). When ``normalize`` is
+    true each modality is standardised with its training-split mean and standard deviation, and
+    the shift and scale are stored so generations are shown in the original units.
+    """
+    path = os.fspath(path)
+    fractions = _check_fractions(fractions)
+    if likelihood not in _LIKELIHOODS:
+        raise DataError(f"option likelihood must be one of {', '.join(_LIKELIHOODS)}, got {likelihood!r}")
+    arrays, labels = read_npz(path, likelihood)
+    n = next(iter(arrays.values())).shape[0]
     tr, va, te = split_indices(n, fractions, seed)
     specs: dict[str, ModalitySpec] = {}
     mods: dict[str, Tensor] = {}
     for k, a in arrays.items():
-        a = a.astype(np.float32)
-        shape = tuple(a.shape[1:]) or (1,)
-        a = a.reshape((n,) + shape)
+        shape = tuple(a.shape[1:])
         kind = "image" if len(shape) >= 2 and not (len(shape) == 2 and shape[0] == 1) else (
             "sequence" if len(shape) == 2 else "vector")
         shift, scale = 0.0, 1.0

@@ -29,6 +29,8 @@ __all__ = [
     "impedance_from_logs",
     "window_bundle",
     "load_las",
+    "las_logs",
+    "all_windows",
     "load_wells",
     "make_p135_npz",
     "FILES_DIR",
@@ -197,13 +199,15 @@ def window_bundle(
     gr_cutoff: float | None = None,
     source: str = "",
     description: str = "",
+    normalize: bool = True,
 ) -> DatasetBundle:
     """Cut aligned logs into windows with a depth-block split (see the module docstring).
 
     ``logs`` maps modality name -> (values (n,), unit, description). ``gr`` (optional) gives the
     labels: 0 = sand-prone window (mean GR < ``gr_cutoff``), 1 = shale-prone; ``gr_cutoff=None``
     uses the median of the training windows' mean GR. Each modality is standardised with the
-    mean and standard deviation of the training windows (shift/scale in its spec).
+    mean and standard deviation of the training windows (shift/scale in its spec);
+    ``normalize=False`` keeps physical units (shift 0, scale 1).
     """
     where = source or name
     try:
@@ -253,7 +257,7 @@ def window_bundle(
     specs, mods = {}, [{}, {}, {}]
     for k, (v, unit, desc) in logs.items():
         tr = v[idx[0]]
-        shift, scale = float(tr.mean()), float(tr.std()) or 1.0
+        shift, scale = (float(tr.mean()), float(tr.std()) or 1.0) if normalize else (0.0, 1.0)
         specs[k] = ModalitySpec(k, (window,), "gaussian", "sequence", unit, shift, scale, desc)
         for j in range(3):
             mods[j][k] = torch.from_numpy(((v[idx[j]] - shift) / scale).astype(np.float32))
@@ -279,25 +283,14 @@ def window_bundle(
     )
 
 
-def load_las(
+def las_logs(
     path: str | os.PathLike,
     curves: Mapping[str, str] | Sequence[str] | None = None,
     impedance: bool | None = None,
-    window: int = 64,
-    stride: int = 16,
-    seed: int = 0,
-    n_blocks: int = 10,
-    gr_cutoff: float | None = None,
     label_curve: str | None = "GR",
-) -> DatasetBundle:
-    """Bring-your-own LAS file -> windowed multimodal dataset.
-
-    ``curves``: modality name -> curve mnemonic (or a list of mnemonics, each its own modality).
-    ``impedance``: add modalities ``AI`` and ``SI`` computed from sonic and density curves;
-    ``None`` (default) means "yes unless ``curves`` is given". ``label_curve`` (default GR, if
-    present) labels windows sand-prone / shale-prone. Errors are :class:`DataError` naming the
-    file and the problem (missing file, not a LAS file, missing curve, too few samples).
-    """
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, str, str]], np.ndarray | None, str]:
+    """The per-depth logs :func:`load_las` windows, in physical units: (depth (n,), {modality:
+    (values (n,), unit, description)}, label curve values or None, depth unit)."""
     path = os.fspath(path)
     depth, data, units, depth_unit = read_las(path)
     if impedance is None:
@@ -329,6 +322,50 @@ def load_las(
     if label_curve is not None and not isinstance(label_curve, str):
         raise DataError(f"{path}: label_curve must be a curve name, got {label_curve!r}")
     gr = data.get(label_curve.upper()) if label_curve else None
+    return depth, logs, gr, depth_unit
+
+
+def all_windows(depth: np.ndarray, logs: Mapping[str, tuple[np.ndarray, str, str]], window: int = 64,
+                stride: int = 16, where: str = "") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every window of ``window`` samples every ``stride`` samples over the whole log, in depth
+    order and physical units, skipping windows with a null in any log: ({modality: (n_windows,
+    window)}, row index of each window's first sample (n_windows,)). For scoring a well the
+    model never saw, where the whole file is test data."""
+    window, stride = int(window), int(stride)
+    valid = np.ones(depth.shape[0], dtype=bool)
+    for v, _, _ in logs.values():
+        valid &= np.isfinite(v)
+    cum = np.concatenate([[0], np.cumsum(~valid)])
+    starts = np.arange(0, max(depth.shape[0] - window + 1, 0), stride)
+    starts = starts[(cum[starts + window] - cum[starts]) == 0] if starts.size else starts
+    if starts.size == 0:
+        raise DataError(f"{where or 'logs'}: no window of {window} consecutive samples has all of "
+                        f"{', '.join(logs)} ({int(valid.sum())} valid samples)")
+    idx = starts[:, None] + np.arange(window)[None, :]
+    return {k: v[idx] for k, (v, _, _) in logs.items()}, starts
+
+
+def load_las(
+    path: str | os.PathLike,
+    curves: Mapping[str, str] | Sequence[str] | None = None,
+    impedance: bool | None = None,
+    window: int = 64,
+    stride: int = 16,
+    seed: int = 0,
+    n_blocks: int = 10,
+    gr_cutoff: float | None = None,
+    label_curve: str | None = "GR",
+) -> DatasetBundle:
+    """Bring-your-own LAS file -> windowed multimodal dataset.
+
+    ``curves``: modality name -> curve mnemonic (or a list of mnemonics, each its own modality).
+    ``impedance``: add modalities ``AI`` and ``SI`` computed from sonic and density curves;
+    ``None`` (default) means "yes unless ``curves`` is given". ``label_curve`` (default GR, if
+    present) labels windows sand-prone / shale-prone. Errors are :class:`DataError` naming the
+    file and the problem (missing file, not a LAS file, missing curve, too few samples).
+    """
+    path = os.fspath(path)
+    depth, logs, gr, depth_unit = las_logs(path, curves, impedance, label_curve)
     bundle = window_bundle(
         os.path.basename(path), depth, logs, window=window, stride=stride, seed=seed, n_blocks=n_blocks,
         gr=gr, gr_cutoff=gr_cutoff, source=path,

@@ -170,21 +170,25 @@ def coherence(
 # ------------------------------------------------------------------------------------ impedance
 def rock_physics_si(ai):
     """SI predicted from AI (km/s * g/cm3) by Gardner and Castagna's mudrock line:
-    AI = rho Vp with rho = 1.741 Vp^0.25 -> Vp = (AI / 1.741)^(1 / 1.25); Vs = 0.8621 Vp - 1.1724;
-    SI = Vs rho."""
-    from ..data.rockphysics import castagna_mudrock_vs, gardner_density
+    AI = rho Vp with rho = 1.741 Vp^0.25 -> Vp = (AI / 1.741)^(1 / 1.25); Vs = 0.8621 Vp - 1.1724
+    (floored at 0.05 km/s); SI = Vs rho. One definition: :func:`mmvae.data.physics.rock_physics_si`."""
+    from ..data.physics import rock_physics_si as g
 
-    ai = np.asarray(ai, dtype=float)
-    vp = (np.clip(ai, 1e-9, None) / 1.741) ** (1.0 / 1.25)
-    return castagna_mudrock_vs(vp) * gardner_density(vp)
+    return g(ai)
 
 
 @torch.no_grad()
 def impedance_si_rmse(model, test, specs: Mapping, fusion: str | None = None, source: str = "AI",
-                      target: str = "SI") -> dict:
-    """RMSE (physical units, ModalitySpec.shift / scale undone) of ``target`` generated from
+                      target: str = "SI", predictive: int = 0, seed: int = 0) -> dict:
+    """RMSE and bias (mean of prediction - truth), in physical units (``specs``: the model's
+    training statistics, ModalitySpec.shift / scale undone) of ``target`` generated from
     ``source`` (decoder mean at the posterior mean) against the truth, beside the rock-physics
-    baseline :func:`rock_physics_si` applied to the true AI."""
+    baseline :func:`rock_physics_si` applied to the true AI.
+
+    ``predictive`` > 0 adds calibration of the predictive distribution of every value: the
+    mixture of N(mu(z_s), sigma^2) over ``predictive`` posterior samples z_s ~ q(z | source)
+    (:mod:`mmvae.diagnostics.predictive`): ``coverage_80`` (P10-P90), ``coverage_50`` (P25-P75)
+    and ``crps`` in physical units (the baseline's CRPS is its mean absolute error)."""
     gen = generate(model, test, [source], [target], 0, fusion)[target].double().numpy()
     pred = specs[target].to_physical(gen)
     truth = specs[target].to_physical(test.modalities[target].double().cpu().numpy())
@@ -194,4 +198,25 @@ def impedance_si_rmse(model, test, specs: Mapping, fusion: str | None = None, so
     rmse_base = float(np.sqrt(np.mean((base - truth) ** 2)))
     return {"source": source, "target": target, "unit": specs[target].unit, "rmse": rmse,
             "rmse_rock_physics": rmse_base, "ratio": rmse / rmse_base if rmse_base > 0 else float("nan"),
-            "baseline": "Gardner rho = 1.741 Vp^0.25 and Castagna Vs = 0.8621 Vp - 1.1724"}
+            "bias": float(np.mean(pred - truth)), "bias_rock_physics": float(np.mean(base - truth)),
+            "n_values": int(truth.size),
+            "baseline": "Gardner rho = 1.741 Vp^0.25 and Castagna Vs = 0.8621 Vp - 1.1724",
+            **(_predictive_scores(model, test, specs[target], fusion, source, target, truth, base, predictive, seed)
+               if predictive else {})}
+
+
+def _predictive_scores(model, test, spec, fusion, source, target, truth, base, n_samples: int, seed: int) -> dict:
+    from .predictive import band_coverage, mixture_quantiles, sample_crps
+
+    gen = generate(model, test, [source], [target], n_samples, fusion, seed=seed)[target].double().numpy()
+    loc = spec.to_physical(gen).reshape(n_samples, -1).T  # (values, S) in physical units
+    sigma = float(model.likelihoods[target].scale()) * spec.scale
+    y = truth.reshape(-1)
+    q = np.concatenate([mixture_quantiles(loc[i : i + 4096], sigma, [0.1, 0.25, 0.75, 0.9], iterations=50)
+                        for i in range(0, loc.shape[0], 4096)])
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, n_samples, size=(loc.shape[0], 100))
+    draws = np.take_along_axis(loc, k, 1) + sigma * rng.standard_normal(k.shape)
+    return {"coverage_80": band_coverage(q[:, 0], q[:, 3], y), "coverage_50": band_coverage(q[:, 1], q[:, 2], y),
+            "crps": float(sample_crps(draws, y).mean()), "crps_rock_physics": float(np.mean(np.abs(base - truth))),
+            "predictive_samples": n_samples}

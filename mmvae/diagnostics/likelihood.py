@@ -225,16 +225,22 @@ class LogLikelihood:
         """Monte Carlo standard error of the dataset mean."""
         return float(self.mc_stderr_per_point.pow(2).sum().sqrt() / self.per_point.numel())
 
-    def to_dict(self, per_point: bool = False) -> dict:
-        d = {"mean": self.mean, "stderr": self.stderr, "mc_stderr": self.mc_stderr, "n": self.per_point.numel(),
+    def to_dict(self, per_point: bool = False, log_jacobian: float | None = None) -> dict:
+        """JSON-able figures. ``log_jacobian`` (see :meth:`mmvae.data.normalize.Normalizer.log_jacobian`)
+        converts the log-densities from the model's standardised units to the data's own units
+        (``units: data``; ``mean_standardised`` keeps the other); without it ``units: model``."""
+        shift = float(log_jacobian or 0.0)
+        d = {"mean": self.mean + shift, "stderr": self.stderr, "mc_stderr": self.mc_stderr, "n": self.per_point.numel(),
              "n_samples": self.n_samples, "samples_per_component": self.samples_per_component,
              "n_components": self.n_components, "modalities": list(self.modalities), "fusion": self.fusion,
              # a conditional is a difference of two estimates: it has no one set of weights (None)
-             "mean_ess": float(self.ess.mean()) if self.given is None and self.ess.numel() else None}
+             "mean_ess": float(self.ess.mean()) if self.given is None and self.ess.numel() else None,
+             "units": "data" if log_jacobian is not None else "model", "mean_standardised": self.mean,
+             "log_jacobian": shift}
         if self.given is not None:
             d["given"] = list(self.given)
         if per_point:
-            d["per_point"] = self.per_point.tolist()
+            d["per_point"] = (self.per_point + shift).tolist()
             d["mc_stderr_per_point"] = self.mc_stderr_per_point.tolist()
         return d
 

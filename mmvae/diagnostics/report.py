@@ -35,6 +35,23 @@ def jsonable(obj):
     return obj
 
 
+def in_data_units(gaps: dict, log_jacobian: float) -> dict:
+    """A :func:`~mmvae.diagnostics.bounds.bound_gaps` table in the data's own units: every ELBO,
+    IWAE and log-likelihood figure plus ``log_jacobian`` (differences and spreads unchanged)."""
+    if not log_jacobian:
+        return gaps
+    for row in gaps["rows"]:
+        row["elbo_mean"] += log_jacobian
+        row["iwae_mean"] += log_jacobian
+    if gaps.get("log_likelihood"):
+        gaps["log_likelihood"]["mean_standardised"] = gaps["log_likelihood"]["mean"]
+        gaps["log_likelihood"]["mean"] += log_jacobian
+    if gaps.get("exact") is not None:
+        gaps["exact"] += log_jacobian
+    gaps["log_jacobian"] = log_jacobian
+    return gaps
+
+
 def parse_parts(parts) -> list[str]:
     if parts is None or parts == "all":
         return list(PARTS)
@@ -62,6 +79,7 @@ def diagnostics_report(
     snr_batch: int = 32,
     seed: int = 0,
     as_json: bool = True,
+    normalizer=None,
 ) -> dict:
     """The diagnostics ``parts`` (default all of :data:`PARTS`) of ``model`` on ``bundle``'s split.
 
@@ -71,7 +89,10 @@ def diagnostics_report(
     (coords per posterior, labels), ``coherence`` (+ ``impedance`` SI-from-AI RMSE when the data
     has AI and SI), ``snr`` (rows per fusion x estimator x K).
 
-    ``as_json=False`` returns the report before :func:`jsonable` (tensors, arrays, NaN as NaN)."""
+    ``as_json=False`` returns the report before :func:`jsonable` (tensors, arrays, NaN as NaN).
+    ``normalizer`` (:class:`mmvae.data.normalize.Normalizer`, the model's training statistics):
+    log-likelihoods and bounds are reported in the data's own units (``units``: ``data``) with
+    the standardised figures beside them; without it they stay in the model's units."""
     from .bounds import bound_gaps, exact_log_likelihood_fn
     from .embeddings import latent_embedding
     from .generation import coherence, impedance_si_rmse, modality_classifiers
@@ -83,18 +104,24 @@ def diagnostics_report(
     data = getattr(bundle, split).to(model.device)
     fusion = fusion or model.fusion
     names = model.names
-    out: dict = {"parts": parts, "fusion": fusion, "split": split, "n": data.n, "seed": seed}
+    out: dict = {"parts": parts, "fusion": fusion, "split": split, "n": data.n, "seed": seed,
+                 "units": "data" if normalizer is not None else "model"}
+
+    def jac(mods) -> float:
+        return normalizer.log_jacobian(mods) if normalizer is not None else 0.0
     if "bounds" in parts:
         params = (bundle.extras or {}).get("toy_params")
         exact = exact_log_likelihood_fn(params) if params is not None else None
-        out["bounds"] = bound_gaps(model, data, Ks, repeats, fusion, n_samples=n_samples, exact=exact, seed=seed)
+        out["bounds"] = in_data_units(bound_gaps(model, data, Ks, repeats, fusion, n_samples=n_samples,
+                                                 exact=exact, seed=seed), jac(names))
     if "loglik" in parts:
-        ll = {"joint": estimate_log_likelihood(model, data, n_samples, fusion, seed=seed).to_dict(per_point=True)}
+        ll = {"joint": estimate_log_likelihood(model, data, n_samples, fusion, seed=seed)
+              .to_dict(per_point=True, log_jacobian=jac(names))}
         if len(names) > 1:
-            ll["marginal"] = {m: estimate_log_likelihood(model, data, n_samples, fusion, [m], seed=seed + 1).to_dict()
-                              for m in names}
-            ll["conditional"] = [conditional_log_likelihood(model, data, t, g, n_samples, fusion, seed=seed + 2).to_dict()
-                                 for g in names for t in names if t != g]
+            ll["marginal"] = {m: estimate_log_likelihood(model, data, n_samples, fusion, [m], seed=seed + 1)
+                              .to_dict(log_jacobian=jac([m])) for m in names}
+            ll["conditional"] = [conditional_log_likelihood(model, data, t, g, n_samples, fusion, seed=seed + 2)
+                                 .to_dict(log_jacobian=jac([t])) for g in names for t in names if t != g]
         out["loglik"] = ll
     if "overlap" in parts:
         fus = list(FUSIONS) if model.family == "gaussian" else ["moe"]
@@ -104,13 +131,13 @@ def diagnostics_report(
         emb.pop("means", None)
         out["embedding"] = emb
     if "coherence" in parts:
-        if data.labels is not None and len(names) > 1:
+        if data.labels is not None and len(names) > 1 and getattr(bundle.train, "labels", None) is not None:
             clfs = modality_classifiers(bundle.train, names, seed)
             out["coherence"] = coherence(model, data, clfs, fusion, seed=seed)
         else:
             out["coherence"] = None
         if "AI" in names and "SI" in names:
-            out["impedance"] = impedance_si_rmse(model, data, bundle.specs, fusion)
+            out["impedance"] = impedance_si_rmse(model, data, bundle.specs, fusion, predictive=32, seed=seed)
     if "snr" in parts:
         batch = data.subset(slice(0, min(snr_batch, data.n)))
         fus = list(FUSIONS) if model.family == "gaussian" else ["moe"]
