@@ -71,6 +71,21 @@ class LinearGaussian:
             b.append(torch.randn(d, generator=g, dtype=torch.float64))
         self.params = ToyParams(list(self.names), W, b, [torch.tensor(float(s), dtype=torch.float64) for s in sigmas])
 
+    @property
+    def W(self) -> dict[str, torch.Tensor]:
+        """Loadings (d_m, 2) by modality name."""
+        return dict(zip(self.params.names, self.params.W))
+
+    @property
+    def b(self) -> dict[str, torch.Tensor]:
+        """Offsets (d_m,) by modality name."""
+        return dict(zip(self.params.names, self.params.b))
+
+    @property
+    def sigma(self) -> dict[str, float]:
+        """Noise standard deviations by modality name."""
+        return {k: float(s) for k, s in zip(self.params.names, self.params.sigma)}
+
     def sample(self, n: int, seed: int = 1) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, 2, generator=g, dtype=torch.float64)
