@@ -144,3 +144,16 @@ def test_training_and_diagnostics_leave_every_global_rng_alone():
     assert all(torch.equal(a[1][k], b[1][k]) for k in a[1])
     assert torch.equal(a[2], b[2])
     assert a[3] == b[3]
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+@pytest.mark.parametrize("estimator,K", [("elbo", 1), ("iwae", 3), ("dreg", 1), ("stl", 3)])
+@pytest.mark.parametrize("B", [1, 5])
+def test_one_modality_objective_is_exact_for_every_fusion(fusion, estimator, K, B):
+    """One modality: every rule's posterior is prior x expert, the exact p(z | x_0), and the
+    objective is the single term log p(x_0) (PoE's MVAE sum has no unimodal duplicate)."""
+    lg = LinearGaussian()
+    x = {"x0": lg.sample(B)["x0"]}
+    out = objective(lg.model(fusion), x, estimator, K, generator=torch.Generator().manual_seed(0))
+    assert out.log_weights.shape == (1, K, B)
+    torch.testing.assert_close(out.value, lg.exact_log_likelihood(x), atol=1e-9, rtol=1e-10)
