@@ -157,3 +157,15 @@ def test_one_modality_objective_is_exact_for_every_fusion(fusion, estimator, K, 
     out = objective(lg.model(fusion), x, estimator, K, generator=torch.Generator().manual_seed(0))
     assert out.log_weights.shape == (1, K, B)
     torch.testing.assert_close(out.value, lg.exact_log_likelihood(x), atol=1e-9, rtol=1e-10)
+
+
+def test_subsample_of_every_component_is_allowed_under_the_tight_bound():
+    """S >= C samples every component: the full objective, which the tight bound allows (fewer
+    components are still refused there)."""
+    model = constant_expert_model("mopoe")  # C = 3
+    x = replicated_point(4)
+    full = objective(model, x, "iwae", 3, generator=torch.Generator().manual_seed(1))
+    every = objective(model, x, "iwae", 3, generator=torch.Generator().manual_seed(1), subsample=3)
+    assert torch.equal(full.value, every.value)
+    with pytest.raises(ValueError, match="looser"):
+        objective(model, x, "iwae", 3, subsample=2)
