@@ -14,8 +14,9 @@ modalities, each a factorised Gaussian (or Laplace) with parameters ``(C, B, D)`
 
 With Gaussian latents the unimodal posterior q(z | x_m) is the PoE of the prior and expert m, so
 ``mopoe`` restricted to the full set is ``poe`` and restricted to the singletons is ``moe``.
-With Laplace latents there is no closed-form product: ``poe`` and ``mopoe`` raise a
-:class:`FusionError`, and ``moe`` uses each expert as the unimodal posterior (as MMVAE does).
+With Laplace latents there is no closed-form product: ``poe`` and ``mopoe`` of two or more
+modalities raise a :class:`FusionError` (of one modality they are that expert), and ``moe`` uses
+each expert as the unimodal posterior (as MMVAE does).
 
 A :class:`Posterior` is always the uniform mixture of its components (one component: a single
 distribution). How the objectives use it (MVAE's sum of subset terms, the stratified mixture

@@ -313,14 +313,19 @@ def sample_components(n_components: int, subsample: int, batch_size: int, device
     return torch.rand(n_components, batch_size, device=device, generator=generator).argsort(0)[:subsample]
 
 
-def check_subsample(subsample, fusion: str, estimator: str, K: int, bound: str) -> None:
-    """Raise a ValueError unless ``subsample`` (None: off) gives an unbiased estimate here."""
+def check_subsample(subsample, fusion: str, estimator: str, K: int, bound: str,
+                    n_components: int | None = None) -> None:
+    """Raise a ValueError unless ``subsample`` (None: off) gives an unbiased estimate here.
+    ``n_components`` (C, when known): S >= C samples every component, the full objective, which
+    every bound allows."""
     if subsample is None:
         return
     if not (isinstance(subsample, int) and subsample >= 1):
         raise ValueError(f"subsample must be a positive integer (components per data point), got {subsample!r}")
     if fusion == "poe":
         raise ValueError("subsample draws components of a mixture: use it with fusion 'moe' or 'mopoe'")
+    if n_components is not None and subsample >= n_components:
+        return
     elbo = estimator == "elbo" or (estimator == "stl" and K == 1)
     if bound == "tight" and not elbo:
         raise ValueError("subsampling mixture components is unbiased for the ELBO and the 'looser' bound only "
@@ -359,7 +364,9 @@ def objective(
     check_choice(bound, BOUNDS, "bound")
     if not (isinstance(K, int) and K >= 1):
         raise ValueError(f"K (importance samples) must be a positive integer, got {K!r}")
-    check_subsample(subsample, fusion or model.fusion, estimator, K, bound)
+    n_components = (len(subsets_for(fusion or model.fusion, len(x)))
+                    if (fusion or model.fusion) in ("moe", "mopoe") and isinstance(x, Mapping) and x else None)
+    check_subsample(subsample, fusion or model.fusion, estimator, K, bound, n_components)
     estimate = ESTIMATOR_FUNCTIONS[estimator]
     fusion = fusion or model.fusion
     if fusion == "poe":

@@ -199,8 +199,9 @@ class Trainer:
         if self.val is not None:
             model.check_inputs(self.val.modalities)
         self.callback = callback
-        check_subsample(self.config.subsample, model.fusion, self.config.estimator, self.config.K, self.config.bound)
         n_components = 1 if model.fusion == "poe" else len(subsets_for(model.fusion, len(model.names)))
+        check_subsample(self.config.subsample, model.fusion, self.config.estimator, self.config.K, self.config.bound,
+                        None if model.fusion == "poe" else n_components)
         S = self.config.subsample
         self._subsample = S if S is not None and S < n_components else None  # S >= C: every component
         self._n_components = n_components
