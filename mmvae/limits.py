@@ -30,7 +30,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "n_samples": (1, 100_000),         # importance samples per point for log-likelihoods
     "latent_dim": (1, 1_024),
     "hidden": (1, 16_384),             # width of one hidden layer
-    "hidden_layers": (1, 16),          # number of hidden layers of an MLP
+    "hidden_layers": (0, 16),          # number of hidden layers of an MLP (0: a linear map)
     "channels": (1, 4_096),            # channels of one conv layer
     "conv_layers": (1, 8),
     "epochs": (1, 1_000_000),

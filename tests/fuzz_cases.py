@@ -131,7 +131,7 @@ def make_corpus(folder: str, good_checkpoint: str) -> list[tuple[str, list[str],
     open(j("empty.npz"), "wb").write(b"")
     cases.append(("npz", train(j("empty.npz")), "not a readable .npz"))
     os.mkdir(j("folder.npz"))
-    cases.append(("npz", train(j("folder.npz")), "not a readable .npz"))
+    cases.append(("npz", train(j("folder.npz")), "has no .las or .npz files"))  # a folder is a set of wells
     cases.append(("npz", train(j("missing.npz")), "no such file"))
     cases.append(("npz", train(j("ok.npz"), "--data-option", "likelihood=bernoulli"), "outside [0, 1]"))
     cases.append(("npz", train(j("ok.npz"), "--data-option", "fractions=0.5"), "option fractions"))
@@ -153,7 +153,7 @@ def make_corpus(folder: str, good_checkpoint: str) -> list[tuple[str, list[str],
     open(j("binary.las"), "wb").write(os.urandom(5000).replace(b"~", b"_"))
     cases.append(("las", train(j("binary.las")), "LAS"))
     _las(j("short.las"), rows=6)
-    cases.append(("las", train(j("short.las")), "window"))
+    cases.append(("las", train(j("short.las")), "need at least 64"))
 
     # ------------------------------------------------------------------ checkpoints
     with safe_open(good_checkpoint, "pt") as f:

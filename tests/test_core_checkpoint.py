@@ -139,11 +139,11 @@ def test_invalid_saved_configuration_is_a_checkpoint_error(trained, tmp_path):
 
 def test_data_provenance_rebuilds_the_training_data(tmp_path):
     """The one data record (CLI, app, shipped checkpoints): JSON in the file, and enough for
-    evaluation.checkpoint_dataset to rebuild the very same splits."""
+    evaluation.scoring_data to rebuild the very same test split."""
     from mmvae import config_for_specs, data_provenance
     from mmvae.cli import main
     from mmvae.data import load_dataset
-    from mmvae.evaluation import checkpoint_dataset
+    from mmvae.evaluation import scoring_data
 
     bundle = load_dataset("toy", seed=3, n=120, nonlinear=True)
     record = data_provenance("toy", {"n": 120, "nonlinear": True}, 3, bundle.specs)
@@ -151,9 +151,10 @@ def test_data_provenance_rebuilds_the_training_data(tmp_path):
     save_checkpoint(tmp_path / "m.safetensors", model, record)
     ckpt = load_checkpoint(tmp_path / "m.safetensors")
     assert ckpt.data == record and ckpt.data["specs"]["x1"]["shape"] == [5]
-    again = checkpoint_dataset(ckpt)
+    again, meta, _ = scoring_data(ckpt)  # the checkpoint's own dataset: its test split
+    assert meta["split"] == "test"
     for k in bundle.test.modalities:
-        assert torch.equal(again.test.modalities[k], bundle.test.modalities[k])
+        assert torch.equal(again.modalities[k], bundle.test.modalities[k].to(again.modalities[k].dtype))
     # the CLI writes the same record
     out = tmp_path / "cli.safetensors"
     assert main(["train", "--data", "toy", "--data-option", "n=120", "--seed", "3", "--epochs", "1", "--hidden", "8",

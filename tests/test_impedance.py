@@ -212,7 +212,7 @@ def test_bad_output_path_fails_before_training(tmp_path, capsys):
     (tmp_path / "dir.safetensors").mkdir()
     assert main(["train", "--data", a, "--out", str(tmp_path / "dir.safetensors"), "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "is a folder" in err and "training impedance model" not in err
+    assert "is a directory" in err and "training impedance model" not in err
 
 
 def test_predict_a_well_without_shear_sonic(trained, tmp_path, capsys):
