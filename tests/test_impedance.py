@@ -187,6 +187,16 @@ def test_well_from_bytes_equals_well_from_path(tmp_path):
     np.testing.assert_array_equal(a.si, b.si)
 
 
+def test_wrapped_las_from_bytes_equals_well_from_path(caplog):
+    from mmvae.data.las import P135_LAS  # the shipped P-135 file is a wrapped LAS (WRAP. YES)
+    a = imp.read_well(P135_LAS)
+    with open(P135_LAS, "rb") as f:
+        b = imp.read_well(f.read(), name="P-135_out.LAS")
+    assert not [r for r in caplog.records if "wrapped" in r.getMessage()]  # read with the right engine, no warning
+    np.testing.assert_array_equal(a.depth, b.depth)
+    np.testing.assert_array_equal(a.si, b.si)
+
+
 def test_overlapping_windows_are_pooled_per_depth_sample():
     loc = np.array([[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]])  # S = 1, windows at rows 0 and 2, L = 4
     comp, cover = imp.merge_windows(loc, np.array([0, 2]), 7)

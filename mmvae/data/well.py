@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field, replace
 
@@ -156,7 +157,8 @@ def _read_las_bytes(blob: bytes, where: str):
     if "\x00" in text[:4096] or "~" not in text[:4096]:
         raise DataError(f"{where}: not a LAS file (no '~' section header such as ~Version near the start)")
     try:
-        las = lasio.read(io.StringIO(text))
+        wrapped = re.search(r"^\s*WRAP\s*\.\s*YES", text[:65536], re.MULTILINE | re.IGNORECASE) is not None
+        las = lasio.read(io.StringIO(text), engine="normal" if wrapped else "numpy")  # lasio's numpy engine cannot read wrapped files
     except Exception as e:  # lasio raises many kinds of errors on garbage
         raise DataError(f"{where}: not a readable LAS file ({type(e).__name__}: {e})") from None
     curves = list(las.curves)
