@@ -330,8 +330,13 @@ def write_las(pred: Prediction, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     blob = las_bytes(pred)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".las", dir=folder)
+    from .checkpoint import _temp_prefix  # the same temporary names as checkpoints (cleaned up alike)
+
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".part", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
