@@ -176,3 +176,64 @@ def test_markdown_in_file_and_curve_names_is_plain_text():
     assert any("evil" in md.lower() for md in markdown)  # the message does show them ...
     for md in markdown:
         assert "evil" not in _outside_code_spans(md).lower(), md  # ... but only inside code spans
+
+
+@pytest.mark.browser
+def test_upload_in_chromium(tmp_path):
+    """A real browser: upload a LAS with set_input_files, train one epoch, see the depth plot."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.app_server import CHROMIUM, free_port, launch, wait_for_charts, wait_idle
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    nav = tmp_path / "nav.py"  # the page alone, as the app's navigation will run it
+    nav.write_text(f"import streamlit as st\nst.navigation([st.Page({PAGE!r}, title='Your well')]).run()\n")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(nav), "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() - t0 < 60 and proc.poll() is None, "streamlit did not start"
+                time.sleep(0.2)
+        with sync_api.sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.get_by_text("Upload a file").click()
+                wait_idle(page)
+                page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+                    files=[{"name": "browser well.las", "mimeType": "text/plain", "buffer": las_blob(500)}])
+                page.get_by_text("File: browser well.las").wait_for(timeout=60_000)
+                epochs = page.get_by_role("spinbutton", name="Epochs")
+                epochs.fill("1")
+                epochs.press("Enter")
+                wait_idle(page)
+                page.get_by_role("button", name="Train and predict").click()
+                page.get_by_text("Prediction along depth").wait_for(timeout=JOB_LIMIT * 1000)
+                wait_for_charts(page)
+                assert page.get_by_text("Results for well browser well").count() == 1
+                assert page.locator("[data-testid='stAlertContentError']").count() == 0
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
