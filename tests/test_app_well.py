@@ -154,6 +154,24 @@ def test_bad_file_gives_one_line_message(name, blob, expected):
     assert expected in msg and name in msg and "\n" not in msg, msg
 
 
+def test_error_in_the_background_job_is_a_message():
+    """A training interval too short for one window: the worker's DataError is shown, the page stays up."""
+    at = upload(fresh(), "short.las", las_blob(120))
+    at.slider(key="well_train_pct").set_value(20)
+    at.slider(key="well_val_pct").set_value(0)
+    at.run(timeout=TIMEOUT)
+    at.button(key="well_train").click()
+    at.run(timeout=TIMEOUT)
+    t0 = time.monotonic()
+    while "well_job" in at.session_state:
+        assert time.monotonic() - t0 < JOB_LIMIT, "the training job did not finish"
+        time.sleep(0.5)
+        at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "complete window(s)" in errors(at), errors(at)
+    assert at.button(key="well_train")  # still there: change the split and train again
+
+
 def _outside_code_spans(text: str) -> str:
     return re.sub(r"(`+)(.*?)\1", "", text)
 
