@@ -11,6 +11,7 @@ import tempfile
 import streamlit as st
 
 from app import state
+from app.safe_text import md
 from app.state import ESTIMATOR_NAMES, FUSION_NAMES, MAX_EPOCHS, MAX_K, MAX_LATENT
 
 
@@ -49,7 +50,8 @@ def chart(fig, df, key: str, on_select: str | None = None, caption: str | None =
 
 
 def unavailable(err: Exception) -> None:
-    st.info(f"This view is not available yet: {err}. The rest of the page still works.", icon=":material/construction:")
+    st.info(f"This view is not available yet: {md(err)}. The rest of the page still works.",
+            icon=":material/construction:")
 
 
 def model_caption(entry: dict) -> str:
@@ -58,8 +60,8 @@ def model_caption(entry: dict) -> str:
     records = entry.get("history", {}).get("records", [])
     where = "shipped checkpoint" if entry["source"] == "shipped" else "trained in this session"
     est = train.get("estimator", "?")
-    return (f"**{entry['title']}** ({where}): {entry['data'].get('name')} data, {m.fusion.upper()} fusion, "
-            f"{str(est).upper()} K={train.get('K', '?')}, latent dim {m.latent_dim}, {len(records)} epochs")
+    return (f"**{md(entry['title'])}** ({where}): {md(entry['data'].get('name'))} data, {m.fusion.upper()} fusion, "
+            f"{md(str(est).upper())} K={md(train.get('K', '?'))}, latent dim {m.latent_dim}, {len(records)} epochs")
 
 
 def model_banner(entry: dict | None = None) -> dict:
@@ -213,5 +215,5 @@ def safe(fn, *args, **kwargs):
     except backend.Unavailable as e:
         unavailable(e)
     except Exception as e:  # noqa: BLE001 - a workshop page must never crash
-        st.warning(f"This view could not be drawn: {type(e).__name__}: {e}")
+        st.warning(f"This view could not be drawn: {type(e).__name__}: {md(e)}")
     return None
