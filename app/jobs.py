@@ -28,6 +28,7 @@ This module imports neither streamlit nor torch at import time (workers import i
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -238,6 +239,24 @@ class LocalChannel:
         return self.controls.get(job_id)
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """While processes are spawned: a bare ``__main__``. Streamlit runs the app script as
+    ``__main__``, and ``multiprocessing``'s spawn would re-run that script in every worker."""
+    import types
+
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
+
+
 class LocalBackend:
     """Spawned worker processes (``ProcessPoolExecutor``), warm after their first job."""
 
@@ -248,17 +267,20 @@ class LocalBackend:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")  # never fork a threaded server
-        self._manager = ctx.Manager()
+        with _plain_main():
+            self._manager = ctx.Manager()
         self.channel = LocalChannel(self._manager.Queue(), self._manager.dict())
         self._executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
         self.workers = workers
 
     def warm(self) -> None:
-        for _ in range(self.workers):
-            self._executor.submit(init_worker)
+        with _plain_main():  # workers start on demand, one per submit while none is idle
+            for _ in range(self.workers):
+                self._executor.submit(init_worker)
 
     def submit(self, job_id: str, spec: dict):
-        return self._executor.submit(train_job, job_id, spec, self.channel)
+        with _plain_main():
+            return self._executor.submit(train_job, job_id, spec, self.channel)
 
     def set_control(self, job_id: str, value: str | None) -> None:
         if value is None:

@@ -86,18 +86,24 @@ def model_picker(key: str = "picker") -> dict:
         labels.insert(0, f"current: {current['title']}")
         options[labels[0]] = current
         cur_label = labels[0]
-    st.session_state[key] = cur_label  # always show the active model
-
-    def on_change() -> None:
-        value = options[st.session_state[key]]
+    shown = f"_{key}_shows"  # the active model this picker showed last time
+    if st.session_state.get(shown) != current["key"] or st.session_state.get(key) not in options:
+        st.session_state[key] = cur_label  # show the active model (e.g. a training that just came back)
+    st.session_state[shown] = current["key"]
+    # The choice is read from the return value, not an on_change callback: a callback of this picker
+    # could fire later, on another page, with a value the browser kept from before the active model
+    # changed, and silently swap the session's trained model for the shipped one.
+    choice = st.selectbox("Model to look at", labels, key=key,
+                          help="Shipped checkpoints load instantly; models you train appear here too.")
+    if choice != cur_label:
+        value = options[choice]
         if isinstance(value, str):
             state.set_active_shipped(value)
         else:
             state.set_active(value)
-
-    st.selectbox("Model to look at", labels, key=key, on_change=on_change,
-                 help="Shipped checkpoints load instantly; models you train appear here too.")
-    return state.active()
+        st.session_state[shown] = None
+        st.rerun()  # the whole page (and the sidebar) for the chosen model
+    return current
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
