@@ -49,6 +49,7 @@ with cols[1]:
                f"samples <= dataset size.")
 
 SPEC = state.training_spec(setup, n_train=int(n_train))
+state.job_pool()  # the first visit starts (and warms) the server's workers, before anyone presses Play
 
 
 def seconds(s: float | None) -> str:
