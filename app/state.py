@@ -507,6 +507,8 @@ def collect_training() -> bool:
         else:  # the same run, more epochs: same key, new version (see model_version)
             entry.update(model=model, train=result["train"], history=result["history"])
         set_active(entry)
+        # pickers get a new widget identity: a value a browser still holds from before can't undo this
+        st.session_state["_trained_version"] = st.session_state.get("_trained_version", 0) + 1
     job_pool().forget(status.id)
     return True
 

@@ -86,6 +86,8 @@ def model_picker(key: str = "picker") -> dict:
         labels.insert(0, f"current: {current['title']}")
         options[labels[0]] = current
         cur_label = labels[0]
+    version = st.session_state.get("_trained_version", 0)  # see state.collect_training
+    key = key if not version else f"{key}-v{version}"
     shown = f"_{key}_shows"  # the active model this picker showed last time
     if st.session_state.get(shown) != current["key"] or st.session_state.get(key) not in options:
         st.session_state[key] = cur_label  # show the active model (e.g. a training that just came back)

@@ -9,8 +9,8 @@ app with their own ``?seed=`` (so each trains a different model), wait for the f
 Play on the default toy setup, wait until the Train page says the training is done, check that the
 sidebar shows *their* model (their seed, "trained in this session"), then open Latent embeddings
 and check it again. Prints per level: p50 / p95 of the time to the first chart, of the queue wait
-(Play until the page says "training"; the page polls a queued job every 2 s, so this is within about
-2 s), of the time from Play to finished training, the errors, and the server's RSS (the Streamlit
+(Play until the page says "training"; the page polls a queued job every 1.5 s, so this is within
+about 1.5 s), of the time from Play to finished training, the errors, and the server's RSS (the Streamlit
 process, and with its job workers) while the N sessions are open. Bounded: at most 30 students
 per level and ``--deadline`` seconds per student.
 """
@@ -79,7 +79,7 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
     try:
         await start.wait()
         t0 = time.monotonic()
-        await page.goto(f"{url}/?seed={seed}")
+        await page.goto(f"{url}/?seed={seed}", timeout=ms)
         await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
                                      timeout=ms)
         out["first_chart_s"] = time.monotonic() - t0

@@ -2,7 +2,7 @@
 
 Training runs as a job in the server's job pool (app/jobs.py), never in this script: the page
 submits the job, then polls it (queue position, epochs done, live curves, an ETA) in a fragment
-that reruns every second or two while the job is queued or running."""
+that reruns every POLL_S seconds while the job is queued or running."""
 from __future__ import annotations
 
 import streamlit as st
@@ -11,7 +11,8 @@ from app import figures, state, widgets
 from app.jobs import JobLimitError
 from app.safe_text import md
 
-POLL_S = {"queued": 2.0, "running": 1.0}  # how often a waiting / training job's panel redraws
+POLL_S = 1.5  # how often the panel of a queued or running job redraws (a fragment rerun, not the page)
+LIVE = ("queued", "running")
 
 st.title("Train a multimodal VAE")
 st.markdown("Choose the data, how the modalities' posteriors are **fused** and which **estimator** trains "
@@ -80,9 +81,9 @@ def panel_body(kind: str) -> None:
         st.rerun()  # the whole page: the sidebar and the picker show the model that came back
     run = state.training()
     status = state.training_status()
-    live = status is not None and status.state in POLL_S
-    if kind != (status.state if live else "idle"):
-        st.rerun()  # this panel polls at the wrong rate for the job's state
+    live = status is not None and status.state in LIVE
+    if kind != ("live" if live else "idle"):
+        st.rerun()  # the whole page: this panel polls only while a job is queued or running
     b = st.columns(5)
     play = b[0].button("Play", icon=":material/play_arrow:", type="primary", use_container_width=True, key="btn_play")
     pause = b[1].button("Pause", icon=":material/pause:", use_container_width=True, key="btn_pause", disabled=not live)
@@ -135,10 +136,10 @@ def panel_body(kind: str) -> None:
 
 
 PANELS = {"idle": st.fragment(lambda: panel_body("idle")),
-          **{k: st.fragment(lambda k=k: panel_body(k), run_every=v) for k, v in POLL_S.items()}}
+          "live": st.fragment(lambda: panel_body("live"), run_every=POLL_S)}
 with panel:
     current = state.training_status()
-    PANELS[current.state if current is not None and current.state in POLL_S else "idle"]()
+    PANELS["live" if current is not None and current.state in LIVE else "idle"]()
 st.divider()
 entry = state.active()
 st.markdown("##### The current model")
