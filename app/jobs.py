@@ -590,7 +590,7 @@ class JobPool:
                         continue
                     if kind == "started" and job.state == "queued":
                         job.state, job.started, job.host = "running", at, str(payload.get("host", ""))
-                    elif kind == "epoch":
+                    elif kind == "epoch" and job.state in STATES_ACTIVE:  # Ray's may come after the result
                         job.records.append(payload)
                         if "seconds" in payload:
                             self._epoch_s = (self._epoch_s + [float(payload["seconds"])])[-50:]
