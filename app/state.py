@@ -18,10 +18,11 @@ import struct
 import sys
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any, Callable
 
 import streamlit as st
+
+from app.safe_text import md
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = os.path.join(ROOT, "checkpoints")
@@ -46,7 +47,7 @@ MAX_LATENT = 10
 MAX_SEED = 10_000
 
 DEFAULT_SETUP = {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0,
-                 "latent_dim": 2, "epochs": 20, "lesson": ""}
+                 "latent_dim": 2, "epochs": 10, "lesson": ""}
 DEFAULT_PRESET = "toy-poe"
 QUERY_KEYS = ("dataset", "fusion", "estimator", "K", "seed", "lesson")
 
@@ -102,7 +103,7 @@ def _clamp_int(name: str, value: Any, lo: int, hi: int, notes: list[str]) -> int
     try:
         v = int(value)
     except (TypeError, ValueError):
-        notes.append(f"{name}={value!r} in the link is not a whole number; using the default.")
+        notes.append(f"{name}={md(repr(value))} in the link is not a whole number; using the default.")
         return None
     if v < lo or v > hi:
         notes.append(f"{name}={v} is outside {lo}..{hi} on this shared server; using {min(max(v, lo), hi)}.")
@@ -120,18 +121,18 @@ def validate_setup(raw: dict) -> tuple[dict, list[str]]:
         if raw["dataset"] in TRAIN_DATASETS:
             setup["dataset"] = raw["dataset"]
         else:
-            notes.append(f"Unknown dataset {raw['dataset']!r}; choose one of {', '.join(TRAIN_DATASETS)}.")
+            notes.append(f"Unknown dataset {md(repr(raw['dataset']))}; choose one of {', '.join(TRAIN_DATASETS)}.")
     if raw.get("fusion") is not None:
         if raw["fusion"] in FUSIONS:
             setup["fusion"] = raw["fusion"]
         else:
-            notes.append(f"Unknown fusion rule {raw['fusion']!r}; choose one of {', '.join(FUSIONS)}.")
+            notes.append(f"Unknown fusion rule {md(repr(raw['fusion']))}; choose one of {', '.join(FUSIONS)}.")
     if raw.get("estimator") is not None:
         estimators = __getattr__("ESTIMATORS")
         if raw["estimator"] in estimators:
             setup["estimator"] = raw["estimator"]
         else:
-            notes.append(f"Unknown estimator {raw['estimator']!r}; choose one of {', '.join(estimators)}.")
+            notes.append(f"Unknown estimator {md(repr(raw['estimator']))}; choose one of {', '.join(estimators)}.")
     for name, lo, hi in (("K", 1, MAX_K), ("seed", 0, MAX_SEED), ("latent_dim", 1, MAX_LATENT),
                          ("epochs", 1, MAX_EPOCHS)):
         if raw.get(name) is not None:
@@ -140,7 +141,7 @@ def validate_setup(raw: dict) -> tuple[dict, list[str]]:
                 setup[name] = v
     lesson = raw.get("lesson") or ""
     if lesson and lesson not in LESSONS:
-        notes.append(f"Unknown lesson {lesson!r}.")
+        notes.append(f"Unknown lesson {md(repr(lesson))}.")
         lesson = ""
     setup["lesson"] = lesson
     return setup, notes
@@ -171,7 +172,7 @@ def init_session() -> None:
         if model in shipped_names():
             set_active_shipped(model)
         else:
-            notes.append(f"Unknown model {model!r}; shipped models: {', '.join(shipped_names())}.")
+            notes.append(f"Unknown model {md(repr(model))}; shipped models: {', '.join(shipped_names())}.")
     push_widgets()
     _ = LESSONS
 
@@ -234,13 +235,13 @@ def shipped_names() -> list[str]:
     return sorted(f[: -len(".safetensors")] for f in os.listdir(CHECKPOINTS) if f.endswith(".safetensors"))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _shipped_checkpoint(name: str):
     # read-only and shared by all sessions; nothing ever trains these in place
     return _mmvae().load_checkpoint(os.path.join(CHECKPOINTS, f"{name}.safetensors"), device=device())
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=32)
 def shipped_header(name: str) -> dict:
     """The JSON records of a shipped checkpoint (history, train, data, extra) from the safetensors
     header alone: no torch needed, so the first page draws the saved curves at once."""
@@ -278,7 +279,9 @@ def set_active_shipped(name: str) -> None:
 
 
 def active() -> dict:
+    """The session's current model (see :func:`current_model`)."""
     ss = st.session_state
+    collect_training()  # a training that just came back becomes the current model
     if "active" not in ss:
         ss["active"] = shipped_entry(ss.pop("active_shipped", None) or DEFAULT_PRESET)
     return ss["active"]
@@ -295,7 +298,10 @@ def active_preview() -> dict:
     return {"title": h["extra"].get("title", name), "train": h["train"], "history": h["history"]}
 
 
-@st.cache_resource(show_spinner=False)
+DATASET_ENTRIES = 8  # (name, seed, options) kept by the server, least recently used dropped first
+
+
+@st.cache_resource(show_spinner=False, max_entries=DATASET_ENTRIES)
 def _dataset(name: str, seed: int, options_json: str):
     # datasets are read-only in the app (never modified in place), so sharing them is safe
     _mmvae()
@@ -318,18 +324,28 @@ def model_version(entry: dict) -> str:
     return f"{entry['key']}:{len(entry.get('history', {}).get('records', []))}"
 
 
+MEMO_ENTRIES = 64  # analysis results kept per session (least recently used dropped first)
+
+
+@st.cache_resource(scope="session", max_entries=MEMO_ENTRIES, show_spinner=False)
+def _memo(name: str, version: str | None, args: tuple, _fn: Callable[[], Any]) -> Any:
+    # one cache per browser session (dropped when it disconnects); results are never modified
+    _memo_keys().add((name, version, args))
+    return _fn()
+
+
+def _memo_keys() -> set:
+    keys = st.session_state.setdefault("_memo_keys", set())
+    if len(keys) > 4 * MEMO_ENTRIES:  # only a hint for memo_has: keep it small
+        keys.clear()
+    return keys
+
+
 def memo(name: str, entry: dict | None, args: tuple, fn: Callable[[], Any]) -> Any:
-    """Per-session cache of analysis results keyed on the model's version and the arguments."""
-    cache: OrderedDict = st.session_state.setdefault("_memo", OrderedDict())
-    key = (name, model_version(entry) if entry else None, args)
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = fn()
-    cache[key] = value
-    while len(cache) > 96:
-        cache.popitem(last=False)
-    return value
+    """Per-session cache of analysis results keyed on the model's version and the arguments
+    (``st.cache_resource(scope="session", max_entries=MEMO_ENTRIES)``: least recently used first
+    out, dropped with the session)."""
+    return _memo(name, model_version(entry) if entry else None, args, fn)
 
 
 def dataset_info(name: str):
@@ -382,6 +398,122 @@ def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None
 
 
 def memo_has(name: str, entry: dict | None, args: tuple) -> bool:
-    """Whether :func:`memo` already holds this result (e.g. to skip a progress bar)."""
-    cache = st.session_state.get("_memo") or {}
-    return (name, model_version(entry) if entry else None, args) in cache
+    """Whether :func:`memo` computed this result in this session (a hint, e.g. to skip a progress
+    bar: the bounded cache may have dropped it since)."""
+    return (name, model_version(entry) if entry else None, args) in _memo_keys()
+
+
+# --------------------------------------------------------------------------- training jobs (app/jobs.py)
+@st.cache_resource(show_spinner=False)
+def job_pool():
+    """The server's one job pool (survives reruns; thread-safe): local worker processes, or Ray when
+    ``MMVAE_RAY_ADDRESS`` / ``-- --ray-address`` names a cluster (see app/jobs.py)."""
+    from app import jobs
+
+    return jobs.make_pool(**jobs.options_from_argv())
+
+
+def session_key() -> str:
+    """A random id of this browser session (the pool's per-session limit counts by it)."""
+    return st.session_state.setdefault("_session_key", uuid.uuid4().hex)
+
+
+def training_spec(s: dict, n_train: int | None = None, fusion: str | None = None) -> dict:
+    """The job spec of setup ``s`` (JSON-able; see ``app.jobs.build_trainer``)."""
+    return {"dataset": s["dataset"], "seed": int(s["seed"]), "fusion": fusion or s["fusion"],
+            "estimator": s["estimator"], "K": int(s["K"]), "latent_dim": int(s["latent_dim"]),
+            "epochs": int(s["epochs"]), "n_train": int(n_train) if n_train else None}
+
+
+def training() -> dict | None:
+    """This session's training run: {job (id or None), spec, records, state, entry (the trained
+    model once a job came back), resume (after a pause)}; None before the first Play."""
+    return st.session_state.get("run")
+
+
+def start_training(spec: dict, stop_at: int | None = None) -> str:
+    """Submit ``spec`` (continuing a paused run of the same spec); raises ``JobLimitError``."""
+    run = training()
+    resume = run.get("resume") if run and run["spec"] == spec else None
+    if resume is None:
+        run = {"spec": spec, "records": [], "entry": None, "resume": None}
+    job_spec = dict(spec, resume=resume, stop_at=stop_at)
+    run["job"] = job_pool().submit(session_key(), job_spec)
+    run["state"] = "queued"
+    st.session_state["run"] = run
+    return run["job"]
+
+
+def training_status():
+    """The ``JobStatus`` of this session's current job (None when there is none)."""
+    run = training()
+    if not run or not run.get("job"):
+        return None
+    return job_pool().status(run["job"])
+
+
+def pause_training() -> None:
+    run = training()
+    if run and run.get("job"):
+        job_pool().pause(run["job"])
+
+
+def cancel_training() -> None:
+    run = training()
+    if run and run.get("job"):
+        job_pool().cancel(run["job"])
+
+
+def reset_training() -> None:
+    """Cancel and forget this session's run (the model it already trained stays in "my models")."""
+    run = st.session_state.pop("run", None)
+    if run and run.get("job"):
+        job_pool().forget(run["job"])
+
+
+def collect_training() -> bool:
+    """If this session's job has ended, take its result: the trained (or paused) model becomes the
+    active model and joins "my models". Returns True when something changed."""
+    run = training()
+    if not run or not run.get("job"):
+        return False
+    status = job_pool().status(run["job"])
+    if status is None:  # the pool forgot it (e.g. a restarted server)
+        run.update(job=None, state="failed")
+        return True
+    if status.state in ("queued", "running"):
+        return False
+    run.update(job=None, state=status.state, error=status.error)
+    result = status.result or {}
+    if status.state in ("done", "paused") and result.get("weights"):
+        from app import jobs
+
+        model = jobs.model_from_result(result)
+        run["records"] = list(result["history"]["records"])
+        run["resume"] = result.get("resume")
+        s = run["spec"]
+        b = dataset(s["dataset"], s["seed"])
+        data_info = {"name": s["dataset"], "options": {}, "seed": s["seed"],
+                     "specs": {k: sp.to_dict() for k, sp in b.specs.items()}}
+        title = f"{s['dataset']} {s['fusion'].upper()} {s['estimator'].upper()} K={s['K']} seed {s['seed']}"
+        entry = run.get("entry")
+        if entry is None:
+            entry = trained_entry(model, data_info, result["train"], result["history"], title)
+            run["entry"] = entry
+            my = st.session_state.setdefault("my_models", [])
+            my.append(entry)
+            del my[:-5]  # keep memory bounded per session
+        else:  # the same run, more epochs: same key, new version (see model_version)
+            entry.update(model=model, train=result["train"], history=result["history"])
+        set_active(entry)
+        # pickers get a new widget identity: a value a browser still holds from before can't undo this
+        st.session_state["_trained_version"] = st.session_state.get("_trained_version", 0) + 1
+    job_pool().forget(status.id)
+    return True
+
+
+def current_model() -> dict:
+    """The session's current model, for every page and the sidebar: a finished (or paused)
+    training of this session as soon as it came back, else the model picked or linked
+    (the same as :func:`active`)."""
+    return active()

@@ -11,6 +11,7 @@ import tempfile
 import streamlit as st
 
 from app import state
+from app.safe_text import md
 from app.state import ESTIMATOR_NAMES, FUSION_NAMES, MAX_EPOCHS, MAX_K, MAX_LATENT
 
 
@@ -49,7 +50,8 @@ def chart(fig, df, key: str, on_select: str | None = None, caption: str | None =
 
 
 def unavailable(err: Exception) -> None:
-    st.info(f"This view is not available yet: {err}. The rest of the page still works.", icon=":material/construction:")
+    st.info(f"This view is not available yet: {md(err)}. The rest of the page still works.",
+            icon=":material/construction:")
 
 
 def model_caption(entry: dict) -> str:
@@ -58,8 +60,8 @@ def model_caption(entry: dict) -> str:
     records = entry.get("history", {}).get("records", [])
     where = "shipped checkpoint" if entry["source"] == "shipped" else "trained in this session"
     est = train.get("estimator", "?")
-    return (f"**{entry['title']}** ({where}): {entry['data'].get('name')} data, {m.fusion.upper()} fusion, "
-            f"{str(est).upper()} K={train.get('K', '?')}, latent dim {m.latent_dim}, {len(records)} epochs")
+    return (f"**{md(entry['title'])}** ({where}): {md(entry['data'].get('name'))} data, {m.fusion.upper()} fusion, "
+            f"{md(str(est).upper())} K={md(train.get('K', '?'))}, latent dim {m.latent_dim}, {len(records)} epochs")
 
 
 def model_banner(entry: dict | None = None) -> dict:
@@ -84,18 +86,26 @@ def model_picker(key: str = "picker") -> dict:
         labels.insert(0, f"current: {current['title']}")
         options[labels[0]] = current
         cur_label = labels[0]
-    st.session_state[key] = cur_label  # always show the active model
-
-    def on_change() -> None:
-        value = options[st.session_state[key]]
+    version = st.session_state.get("_trained_version", 0)  # see state.collect_training
+    key = key if not version else f"{key}-v{version}"
+    shown = f"_{key}_shows"  # the active model this picker showed last time
+    if st.session_state.get(shown) != current["key"] or st.session_state.get(key) not in options:
+        st.session_state[key] = cur_label  # show the active model (e.g. a training that just came back)
+    st.session_state[shown] = current["key"]
+    # The choice is read from the return value, not an on_change callback: a callback of this picker
+    # could fire later, on another page, with a value the browser kept from before the active model
+    # changed, and silently swap the session's trained model for the shipped one.
+    choice = st.selectbox("Model to look at", labels, key=key,
+                          help="Shipped checkpoints load instantly; models you train appear here too.")
+    if choice != cur_label:
+        value = options[choice]
         if isinstance(value, str):
             state.set_active_shipped(value)
         else:
             state.set_active(value)
-
-    st.selectbox("Model to look at", labels, key=key, on_change=on_change,
-                 help="Shipped checkpoints load instantly; models you train appear here too.")
-    return state.active()
+        st.session_state[shown] = None
+        st.rerun()  # the whole page (and the sidebar) for the chosen model
+    return current
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -213,5 +223,5 @@ def safe(fn, *args, **kwargs):
     except backend.Unavailable as e:
         unavailable(e)
     except Exception as e:  # noqa: BLE001 - a workshop page must never crash
-        st.warning(f"This view could not be drawn: {type(e).__name__}: {e}")
+        st.warning(f"This view could not be drawn: {type(e).__name__}: {md(e)}")
     return None

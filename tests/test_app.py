@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -26,12 +27,22 @@ def fresh(query: dict | None = None) -> AppTest:
 
 
 def play_tiny_model(at: AppTest, **numbers) -> None:
-    """Set a one-epoch, 200-sample setup (plus any other number inputs by key) and press Play."""
+    """Set a one-epoch, 200-sample setup (plus any other number inputs by key), press Play and
+    wait until the job pool (app/jobs.py) has trained it and the session has taken the result."""
     for key, value in {"w_epochs": 1, "w_n_train": 200, **numbers}.items():
         at.number_input(key=key).set_value(value)
     at.run(timeout=TIMEOUT)
     at.button(key="btn_play").click()
     at.run(timeout=TIMEOUT)
+    wait_for_training(at)
+
+
+def wait_for_training(at: AppTest, deadline_s: float = 120) -> None:
+    t0 = time.monotonic()
+    while (at.session_state["run"] if "run" in at.session_state else {}).get("job"):
+        assert time.monotonic() - t0 < deadline_s, "the training job did not finish"
+        time.sleep(0.2)
+        at.run(timeout=TIMEOUT)
 
 
 def no_errors(at: AppTest) -> None:
@@ -89,20 +100,29 @@ def test_every_page_renders():
 
 def test_train_one_epoch_with_play_then_step_and_reset():
     at = fresh()
-    play_tiny_model(at)
+    play_tiny_model(at, w_epochs=2)
     no_errors(at)
-    trainer = at.session_state["trainer"]
-    assert trainer.epoch == 1 and len(trainer.history.records) == 1
+    run = at.session_state["run"]
+    assert run["state"] == "done" and len(run["records"]) == 2
     assert at.session_state["active"]["source"] == "trained"
-    assert not at.session_state["playing"]  # stops by itself at the epoch cap
+    at.number_input(key="w_epochs").set_value(3)  # a new setup: Step trains its first epoch and pauses
+    at.run(timeout=TIMEOUT)
     at.button(key="btn_step").click()
     at.run(timeout=TIMEOUT)
+    wait_for_training(at)
     no_errors(at)
-    assert at.session_state["trainer"].epoch == 2
+    run = at.session_state["run"]
+    assert run["state"] == "paused" and len(run["records"]) == 1
+    at.button(key="btn_play").click()  # Play continues the paused model to the epoch cap
+    at.run(timeout=TIMEOUT)
+    wait_for_training(at)
+    run = at.session_state["run"]
+    assert run["state"] == "done" and len(run["records"]) == 3
+    assert at.session_state["active"]["history"]["records"] == run["records"]
     at.button(key="btn_reset").click()
     at.run(timeout=TIMEOUT)
     no_errors(at)
-    assert "trainer" not in at.session_state
+    assert "run" not in at.session_state
 
 
 def test_changing_K_updates_setup_and_url():

@@ -261,7 +261,7 @@ def _thaw_options(frozen: tuple) -> dict:
     return {k: v for k, v in frozen}
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=8)  # bounded: least recently used (name, seed, options) dropped first
 def _cached(name: str, seed: int, frozen_options: tuple) -> DatasetBundle:
     return _BUILDERS[name](seed, **dict(frozen_options))
 

@@ -83,16 +83,18 @@ def _pca(stacked: np.ndarray) -> np.ndarray:
 
 def _umap(stacked: np.ndarray, seed: int, options: Mapping) -> np.ndarray:
     key = _key(stacked, seed, options)
-    if key not in _UMAP_CACHE:
+    coords = _UMAP_CACHE.pop(key, None)  # re-inserted below: least recently used first out
+    if coords is None:
         import umap  # lazy: the first import compiles with numba
 
         opts = {"n_neighbors": 15, "min_dist": 0.1, **options}
         opts["n_neighbors"] = max(2, min(int(opts["n_neighbors"]), stacked.shape[0] - 1))
         reducer = umap.UMAP(n_components=2, random_state=seed, **opts)
-        if len(_UMAP_CACHE) >= _UMAP_CACHE_MAX:
-            _UMAP_CACHE.pop(next(iter(_UMAP_CACHE)))
-        _UMAP_CACHE[key] = np.asarray(reducer.fit_transform(stacked), dtype=np.float64)
-    return _UMAP_CACHE[key]
+        coords = np.asarray(reducer.fit_transform(stacked), dtype=np.float64)
+    _UMAP_CACHE[key] = coords
+    while len(_UMAP_CACHE) > _UMAP_CACHE_MAX:
+        _UMAP_CACHE.pop(next(iter(_UMAP_CACHE)), None)
+    return coords
 
 
 def embed_2d(means: Mapping[str, np.ndarray], method: str = "auto", seed: int = 0,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
+from collections import OrderedDict
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -42,7 +44,9 @@ __all__ = [
     "clear_classifier_cache",
 ]
 
-_CLASSIFIERS: dict[tuple, object] = {}
+_CLASSIFIERS: "OrderedDict[tuple, object]" = OrderedDict()  # least recently used first out
+_CLASSIFIERS_MAX = 16  # (data fingerprint, modality, seed) entries kept
+_CLASSIFIERS_LOCK = threading.Lock()
 
 
 @torch.no_grad()
@@ -95,15 +99,24 @@ def clear_classifier_cache() -> None:
 
 def modality_classifiers(train, names: Sequence[str] | None = None, seed: int = 0) -> dict[str, object]:
     """One classifier per modality trained on ``train`` (a MultimodalData with labels); cached in
-    memory on (data fingerprint, modality, seed)."""
+    memory on (data fingerprint, modality, seed), at most ``_CLASSIFIERS_MAX`` of them (least recently
+    used dropped first)."""
     if getattr(train, "labels", None) is None:
         raise ValueError("coherence needs labelled training data")
     out = {}
     for m in names or train.names:
         key = (_fingerprint(train.modalities[m], train.labels), m, seed)
-        if key not in _CLASSIFIERS:
-            _CLASSIFIERS[key] = train_classifier(train.modalities[m], train.labels, seed)
-        out[m] = _CLASSIFIERS[key]
+        with _CLASSIFIERS_LOCK:
+            clf = _CLASSIFIERS.get(key)
+            if clf is not None:
+                _CLASSIFIERS.move_to_end(key)
+        if clf is None:
+            clf = train_classifier(train.modalities[m], train.labels, seed)
+            with _CLASSIFIERS_LOCK:
+                _CLASSIFIERS[key] = clf
+                while len(_CLASSIFIERS) > _CLASSIFIERS_MAX:
+                    _CLASSIFIERS.popitem(last=False)
+        out[m] = clf
     return out
 
 
