@@ -35,13 +35,18 @@ def main() -> int:
     p.add_argument("--stride", type=int, default=16, help="training window stride (samples)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--wells", default=None, help="comma-separated subset of the shipped wells")
+    p.add_argument("--wells", default=None,
+                   help="comma-separated subset of the shipped wells, at least two: each is held out in turn, "
+                        "the others train")
     p.add_argument("--json", default=None, help="write the rows as JSON to this path")
     args = p.parse_args()
     torch.set_num_threads(1)
     wells = shipped_wells()
     if args.wells:
         wells = {k: v for k, v in wells.items() if k in args.wells.split(",")}
+        if len(wells) < 2:
+            p.error(f"--wells needs at least two of the shipped wells {', '.join(shipped_wells())} "
+                    "(each is held out in turn and the model trains on the others)")
     cfg = ImpedanceConfig(physics=not args.no_physics, epochs=args.epochs, stride=args.stride,
                           latent_dim=args.latent_dim, seed=args.seed)
     print(f"leave-one-well-out, physics={cfg.physics}, epochs={cfg.epochs}, stride={cfg.stride}, "
