@@ -2,6 +2,7 @@
 depth splits, LAS in and out, and clear errors for bad wells."""
 import json
 import math
+import os
 
 import lasio
 import numpy as np
@@ -133,6 +134,10 @@ def test_predicted_las_reads_back_with_the_same_values(trained, tmp_path):
     model, parts, _ = trained
     pred = imp.predict(model, parts["test"], quantiles=(0.1, 0.5, 0.9, 0.05), n_samples=4)
     out = imp.write_las(pred, tmp_path / "pred.las")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not mkstemp's 0600
+    assert os.listdir(tmp_path) == ["pred.las"]  # no temporary file left
     las = lasio.read(out)
     np.testing.assert_allclose(las.index, pred.depth, rtol=1e-9)
     for name, values in (("SI_P10", pred.quantile(0.1)), ("SI_P50", pred.quantile(0.5)), ("SI_P90", pred.quantile(0.9)),
