@@ -19,7 +19,7 @@ Ks = c[0].multiselect("K values", [1, 2, 5, 10, 20, 50, 100, 200, 500], default=
                       help="IWAE(K) for each K; more samples cost more time (500 is the most).")
 repeats = c[1].slider("Repeats (error bars)", 1, 5, effort["repeats"], key="bounds_repeats")
 n_max = min(1000, bundle.test.n)
-n = c[2].slider("Test points", min(50, n_max), n_max, min(effort["n_points"], n_max), step=50, key="bounds_n")
+n = widgets.count_slider(c[2], "Test points", 50, n_max, effort["n_points"], 50, key="bounds_n")
 Ks = sorted(int(k) for k in Ks) or [1]
 n_samples = max(effort["ll_samples"], 2 * Ks[-1])  # the estimate uses more samples than the largest K
 c[3].caption(f"log p(x) is estimated by importance sampling with {n_samples} samples per point "

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import backend, figures, state, widgets
-from app.state import FUSION_NAMES, FUSIONS
+from app.state import ESTIMATOR_NAMES, FUSION_NAMES, FUSIONS
 
 ss = st.session_state
 st.title("Compare fusion rules")
@@ -13,25 +13,45 @@ st.markdown("The same data and seed, fused three ways. **PoE** multiplies the mo
             "but one bad modality can dominate), **MoE** averages them (robust, but blurry), **MoPoE** mixes the "
             "products of every subset. Switch between them with the toggle: the pictures are cached.")
 widgets.lesson_note()
-s = widgets.setup_controls(show_training=False, skip=("fusion",))
+s = widgets.setup_controls(show_training=False, key_prefix="cmp_w_", skip=("fusion",))
 store: dict = ss.setdefault("compare_models", {})
 
 
-def model_for(fusion: str) -> dict | None:
-    """A shipped checkpoint when one matches (seed 0), else a model trained in this session."""
+def wanted_key(fusion: str) -> tuple:
+    return (s["dataset"], s["seed"], fusion, s["estimator"], s["K"], s["latent_dim"], min(int(s["epochs"]), 30))
+
+
+def shipped_match(fusion: str) -> str | None:
+    """The shipped checkpoint trained with exactly this setup (dataset, fusion, estimator, K, seed,
+    latent dimension), if there is one; other setups are trained here."""
     name = f"{s['dataset']}-{fusion}"
-    if s["seed"] == 0 and name in state.shipped_names():
-        return state.shipped_entry(name)
-    return store.get((s["dataset"], s["seed"], fusion, s["estimator"], s["K"], s["latent_dim"], s["epochs"]))
+    if name not in state.shipped_names():
+        return None
+    h = state.shipped_header(name)
+    same = (h["train"].get("estimator") == s["estimator"] and int(h["train"].get("K", -1)) == s["K"]
+            and int(h["train"].get("seed", -1)) == s["seed"] and h["data"].get("name") == s["dataset"]
+            and not h["data"].get("options") and int(h["config"].get("latent_dim", -1)) == s["latent_dim"])
+    return name if same else None
+
+
+def model_for(fusion: str) -> dict | None:
+    name = shipped_match(fusion)
+    return state.shipped_entry(name) if name else store.get(wanted_key(fusion))
 
 
 available = {f: model_for(f) for f in FUSIONS}
 missing = [f for f, e in available.items() if e is None]
+shipped_used = [f.upper() for f in FUSIONS if shipped_match(f)]
+st.caption(f"Setup: {s['dataset']} data, {ESTIMATOR_NAMES[s['estimator']]} K={s['K']}, latent dimension "
+           f"{s['latent_dim']}, seed {s['seed']}. "
+           + (f"Shipped checkpoints trained with exactly this setup: {', '.join(shipped_used)}. " if shipped_used
+              else "")
+           + "Any other setup is trained here (the latent dimension and epochs come from the Train page).")
 if missing:
     epochs = min(int(s["epochs"]), 30)
-    st.info(f"No cached {', '.join(f.upper() for f in missing)} model for {s['dataset']} (seed {s['seed']}). "
-            f"Train them here ({epochs} epochs each, a few seconds per model on the toy data).",
-            icon=":material/info:")
+    st.info(f"No {', '.join(f.upper() for f in missing)} model for this setup yet. Train them here ({epochs} "
+            f"epochs each with {ESTIMATOR_NAMES[s['estimator']]} K={s['K']}, a few seconds per model on the toy "
+            "data).", icon=":material/info:")
     if st.button(f"Train {len(missing)} model(s)", icon=":material/play_arrow:", key="cmp_train"):
         bar = st.progress(0.0, text="training...")
         for i, f in enumerate(missing):
@@ -40,7 +60,9 @@ if missing:
                 if trainer.run_epoch() is None:
                     break
                 bar.progress((i + (e + 1) / epochs) / len(missing), text=f"training {f.upper()}: epoch {e + 1}")
-            store[(s["dataset"], s["seed"], f, s["estimator"], s["K"], s["latent_dim"], s["epochs"])] = entry
+            store[wanted_key(f)] = entry
+            while len(store) > 6:  # bounded per session
+                store.pop(next(iter(store)))
         st.rerun()
 ready = [f for f in FUSIONS if available[f] is not None]
 if not ready:
@@ -52,6 +74,8 @@ if ss["cmp_fusion"] not in ready:
 fusion = st.segmented_control("Fusion rule", ready, format_func=FUSION_NAMES.get, key="cmp_fusion", required=True)
 fusion = fusion or ready[0]
 entry = available[fusion]
+if state.active()["key"] != entry["key"]:
+    state.set_active(entry)  # the sidebar's "current model" (and its download) is the one shown here
 widgets.model_banner(entry)
 bundle = state.bundle_of(entry)
 test = bundle.test
@@ -89,7 +113,7 @@ with right:
 first = model.names[0]
 others = [m for m in model.names if m != first]
 idx = list(range(min(8, test.n)))
-gen = widgets.safe(lambda: state.memo("generate", entry, (first, tuple(idx)),
+gen = widgets.safe(lambda: state.memo("generate", entry, ((first,), tuple(idx)),
                                       lambda: backend.generate(model, test, [first], idx)))
 spec0 = bundle.specs[first]
 if gen is not None:
@@ -102,6 +126,9 @@ if gen is not None:
             panels += [(f"true {o}", test.modalities[o][idx].numpy()), (f"model {o}", gen[o])]
         fig, d = figures.image_grid(panels, labels, f"Given {first} ({fusion.upper()})")
         widgets.chart(fig, d, key=f"cmp-gen-{fusion}")
+    elif spec0.kind == "sequence":  # well logs: depth curves in physical units, as on Cross-modal generation
+        widgets.depth_log_chart(bundle, idx[0], [first], others, gen, key=f"cmp-gen-{fusion}",
+                                title_suffix=f" ({fusion.upper()})")
     else:
         i = idx[0]
         curves = [{"modality": o, "what": w, "values": v} for o in others

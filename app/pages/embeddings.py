@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, figures, state, widgets
+from app import backend, figures, state, warmup, widgets
 
 st.title("Latent embeddings")
 st.markdown("Each test point is encoded from all modalities together and from each modality alone. A good "
@@ -23,10 +23,11 @@ method = c[0].radio("Projection", methods, horizontal=True, key="emb_method",
                     format_func=lambda m: {"auto": f"auto ({'raw' if D == 2 else 'PCA'})", "raw": "raw z",
                                            "pca": "PCA", "umap": "UMAP"}[m],
                     help="raw: the latent itself (2-D models); PCA: the top-2 principal directions (instant); "
-                         "UMAP: a non-linear map (slow the first time: umap-learn compiles with numba).")
+                         "UMAP: a non-linear map (umap-learn compiles with numba once per server; this server "
+                         "starts that in the background when it starts).")
 colour = c[1].radio("Colour by", ["label", "modality encoded"], horizontal=True, key="emb_colour")
 n_max = min(1000, bundle.test.n)
-n = c[2].slider("Test points", min(100, n_max), n_max, min(effort["emb_points"], n_max), step=50, key="emb_n")
+n = widgets.count_slider(c[2], "Test points", 100, n_max, effort["emb_points"], 50, key="emb_n")
 used = backend.resolve_method(method, D)
 means = widgets.safe(lambda: state.memo("latent-means", entry, (n,), lambda: backend.latent_means(model, bundle.test,
                                                                                                  n=n)))
@@ -34,8 +35,8 @@ df = None
 if means is not None:
     if used == "umap" and not state.memo_has("embedding-2d", entry, (n, used)):
         # umap-learn is imported here, never at page load: the first import compiles with numba
-        progress = st.progress(0.05, text="UMAP 1/2: importing umap-learn (the first time it compiles with numba, "
-                                          "about 15 s)")
+        st.caption(warmup.umap_note())
+        progress = st.progress(0.05, text="UMAP 1/2: importing umap-learn")
         with st.spinner("Working...", show_time=True):
             ok = widgets.safe(backend.import_umap)
             if ok:

@@ -17,7 +17,8 @@ effort = state.effort()
 c = st.columns(4)
 Ks = c[0].multiselect("K values", [1, 3, 10, 30, 100], default=[1, 3, 10, 30], key="grad_Ks")
 estimators = c[1].multiselect("Estimators", ["iwae", "dreg", "stl"], default=["iwae", "dreg", "stl"], key="grad_est")
-batch_n = c[2].slider("Data points in the batch", 8, 128, effort["snr_batch"], step=8, key="grad_n")
+batch_n = widgets.count_slider(c[2], "Data points in the batch", 8, min(128, bundle.train.n), effort["snr_batch"], 8,
+                               key="grad_n")
 repeats = c[3].slider("Gradient draws per K", 5, 100, effort["snr_repeats"], step=5, key="grad_repeats",
                       help="The SNR is |mean| / std over this many independent gradient estimates.")
 Ks = sorted(int(k) for k in Ks) or [1]

@@ -21,14 +21,27 @@ if model.latent_dim < 2:
     st.warning("This model has a 1-D latent; the latent plane needs at least two dimensions.")
     st.stop()
 
+
+
+def pick_clicked_point() -> None:
+    """A click on a dot of the embedding moves the point slider. This runs as the chart's
+    ``on_select`` callback, i.e. before the script, the only moment Streamlit lets a widget's
+    value (the slider's) be set from code."""
+    event = ss.get("overlap-embedding")
+    points = (event or {}).get("selection", {}).get("points", [])
+    for p in points:
+        cd = p.get("customdata")
+        index = cd[0] if isinstance(cd, (list, tuple)) else cd
+        if index is not None and 0 <= int(index) < min(test.n, 600):
+            ss["overlap_point"] = int(index)
+            return
+
+
 c = st.columns([2, 2])
 with c[0]:
     n_points = min(test.n, 600)
-    ss.setdefault("overlap_point", 0)
-    if ss["overlap_point"] >= n_points:
-        ss["overlap_point"] = 0
-    point = st.slider("Test data point", 0, n_points - 1, key="overlap_point",
-                      help="Or click a dot in the latent space on the right.")
+    point = widgets.index_slider(st, "Test data point", n_points, key="overlap_point",
+                                 help="Or click a dot in the latent space on the right.")
 with c[1]:
     if ss.get("overlap_fusion") not in FUSIONS:
         ss["overlap_fusion"] = model.fusion
@@ -74,17 +87,7 @@ with right:
         fig, d = figures.embedding(emb, "label", state.display_label_names(bundle), title="Pick a point (click a dot)",
                                    highlight=point, method=method)
         fig.update_layout(height=420, showlegend=False)
-        event = widgets.chart(fig, d, key="overlap-embedding", on_select="rerun")
-        try:
-            pts = event.selection.points if event is not None else []
-        except AttributeError:
-            pts = []
-        if pts:
-            cd = pts[0].get("customdata")
-            new = int(cd[0] if isinstance(cd, (list, tuple)) else cd) if cd is not None else None
-            if new is not None and new != point and new < n_points:
-                ss["overlap_point"] = new
-                st.rerun()
+        widgets.chart(fig, d, key="overlap-embedding", on_select=pick_clicked_point)
 
 if result is not None:
     if table is not None and not table.empty:
