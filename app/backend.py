@@ -256,3 +256,31 @@ def gradient_snr(model, batch: dict, Ks: Sequence[int], estimators: Sequence[str
     df = df.rename(columns={"encoder_snr": "encoder", "decoder_snr": "decoder"})
     keep = [c for c in ("fusion", "estimator", "K", "ess", "repeats") if c in df]
     return df.melt(id_vars=keep, value_vars=["encoder", "decoder"], var_name="part", value_name="snr")
+
+
+# ------------------------------------------------------------------------------ one point's weights
+def importance_weights(model, data, index: int, K: int, fusion: str | None = None) -> dict:
+    """``mmvae.diagnostics.weights.importance_weights`` of one data point, plus a long table of the
+    weights (component, sample, log_w, normalised) for the figure."""
+    from mmvae.diagnostics import weights
+
+    result = weights.importance_weights(model, data, int(index), K=int(K), fusion=fusion, seed=0)
+    rows = [{"component": c + 1, "sample": k + 1, "log_w": lw, "normalised": nw}
+            for c, (lws, nws) in enumerate(zip(result["log_w"], result["normalised"]))
+            for k, (lw, nw) in enumerate(zip(lws, nws))]
+    result["table"] = pd.DataFrame(rows)
+    return result
+
+
+def decode_latent(model, z, specs: dict | None = None) -> dict:
+    """Every modality decoded at latent points ``z`` (N, D) (``mmvae.diagnostics.weights.decode_latent``),
+    as numpy arrays; Gaussian modalities in physical units when their ``specs`` are given."""
+    from mmvae.diagnostics import weights
+
+    if model.latent_dim != 2:
+        raise Unavailable(f"the latent explorer draws a 2-D latent plane; this model has {model.latent_dim} "
+                          "dimensions")
+    out = {k: _np(v) for k, v in weights.decode_latent(model, np.asarray(z, dtype=float)).items()}
+    if specs:
+        out = {k: np.asarray(specs[k].to_physical(v)) for k, v in out.items()}
+    return out

@@ -187,8 +187,12 @@ def test_lesson_button_switches_page():
     at.button(key="lesson-elbo-vs-iwae").click()
     at.run(timeout=TIMEOUT)
     no_errors(at)
+    from app.lessons import LESSONS
+
     assert at.session_state["setup"]["lesson"] == "elbo-vs-iwae"
-    assert at.session_state["active"]["name"] == "toy-poe-elbo"
+    assert at.session_state["active"]["name"] == LESSONS["elbo-vs-iwae"]["checkpoint"]
+    assert at.title[0].value.startswith("Bound gaps")
+    assert at.query_params["lesson"] in ("elbo-vs-iwae", ["elbo-vs-iwae"])
 
 
 def test_generation_page_on_images_and_logs():

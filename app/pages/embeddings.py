@@ -57,3 +57,36 @@ if df is not None:
                           "together or one alone. One projection is fitted to all of them, so they share the axes.")
     if names and any(n != str(i) for i, n in enumerate(names)):
         st.caption("Labels: " + "; ".join(f"{i} = {n}" for i, n in enumerate(names)))
+
+# ------------------------------------------------------------------ the latent explorer
+st.divider()
+st.subheader("Decode any point of the latent plane")
+if D != 2:
+    st.caption(f"The explorer moves a point in a 2-D latent; this model has {D} dimensions (train one with latent "
+               "dimension 2, or pick a shipped model: most have a 2-D latent).")
+else:
+    st.markdown("Click anywhere in the plane (or move the sliders): every modality is decoded from that z at once, "
+                "E[x_m | z]. Walk between two classes and watch the decoded modalities change together.")
+
+    def pick_z() -> None:
+        """A click in the plane sets the sliders (a callback: it runs before the widgets exist)."""
+        event = st.session_state.get("explore-plane") or {}
+        for p in event.get("selection", {}).get("points", []):
+            if "x" in p and "y" in p:
+                st.session_state["explore_z1"] = round(max(-3.0, min(3.0, float(p["x"]))), 1)
+                st.session_state["explore_z2"] = round(max(-3.0, min(3.0, float(p["y"]))), 1)
+                return
+
+    c = st.columns(2)
+    z1 = c[0].slider("z1", -3.0, 3.0, 0.0, 0.1, key="explore_z1")
+    z2 = c[1].slider("z2", -3.0, 3.0, 0.0, 0.1, key="explore_z2")
+    left, right = st.columns([2, 3])
+    with left:
+        joint = df[df["encoded"] == df["encoded"].iloc[0]] if df is not None and used == "raw" else None
+        widgets.chart(*figures.latent_plane(joint, (z1, z2), state.display_label_names(bundle)), key="explore-plane",
+                      on_select=pick_z)
+    with right:
+        decoded = widgets.safe(lambda: state.memo("decode", entry, (z1, z2),
+                                                  lambda: backend.decode_latent(model, [[z1, z2]], bundle.specs)))
+        if decoded is not None:
+            widgets.decoded_chart(bundle, decoded, f"Decoded at z = ({z1:.1f}, {z2:.1f})", key="explore-decoded")

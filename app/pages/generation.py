@@ -69,7 +69,9 @@ if bundle.name in ("impedance", "wells") and set(given) == {"AI"} and "SI" in ta
                                            lambda: backend.impedance_rmse(model, test, bundle.specs,
                                                                           n=effort["n_points"])))
     if rmse is not None:
-        m[2].metric(f"RMSE of SI from AI ({rmse['unit']})", f"{rmse['rmse']:.3f}",
-                    delta=f"{rmse['ratio']:.2f} x the rock-physics error", delta_color="off",
-                    help=f"Rock-physics baseline ({rmse['baseline']}): RMSE {rmse['rmse_rock_physics']:.3f}. "
-                         "Lower is better.")
+        m[2].metric(f"RMSE of SI from AI ({rmse['unit']}, lower is better)", f"{rmse['rmse']:.3f}",
+                    help=f"Rock-physics baseline ({rmse['baseline']}): RMSE {rmse['rmse_rock_physics']:.3f}.")
+        verdict = "beats" if rmse["ratio"] < 1 else "does not beat"
+        st.markdown(f"On these {min(effort['n_points'], test.n)} test logs this model's SI error is "
+                    f"**{rmse['ratio']:.2f} x** the rock-physics baseline's ({rmse['rmse']:.3f} against "
+                    f"{rmse['rmse_rock_physics']:.3f} {rmse['unit']}): it **{verdict}** the physics here.")
