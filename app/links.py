@@ -87,8 +87,15 @@ def hidden_controls() -> set[str]:
 
 def bind(name: str, key: str) -> dict:
     """Keyword arguments that bind a widget (``key``) to the setup's ``name``: the widget shows
-    the setup's value on every page and run, and a change by the user is written back."""
-    st.session_state[key] = setup()[name]
+    the setup's value on every page and run, and a change by the user is written back.
+
+    The widget's value is set from code only when it differs from the setup (a lesson, a link or
+    another page changed the setup; or the widget is new on this page): setting it on every run
+    would make a run that started before the user's latest change send the old value back to
+    the browser and overwrite what the user just typed."""
+    value = setup()[name]
+    if st.session_state.get(key, object()) != value:
+        st.session_state[key] = value
 
     def write_back() -> None:
         value = st.session_state[key]
@@ -145,11 +152,9 @@ def query() -> dict[str, str]:
 
 
 def sync_url() -> None:
-    """Write the session's state into the address bar (only when it differs)."""
-    wanted = query()
-    current = {k: st.query_params.get(k) for k in st.query_params.keys()}
-    if current != wanted:
-        st.query_params.from_dict(wanted)
+    """Write the session's state into the address bar, on every run: a click on a page in the
+    sidebar clears the browser's query string even when the server's copy still holds it."""
+    st.query_params.from_dict(query())
 
 
 def init_session() -> str | None:

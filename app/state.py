@@ -215,10 +215,12 @@ def dataset_info(name: str):
 
 
 def display_label_names(bundle) -> list[str] | None:
-    """Class names to show: the toy's quadrant labels ("+-" signs of z1, z2) are spelled out."""
+    """Class names to show: the toy's labels (the signs of the *true* z1, z2 that generated each
+    point) are spelled out as such: a learned latent can be rotated or mirrored, so its own
+    quadrants need not match them."""
     names = list(bundle.label_names) if bundle.label_names else None
     if names and all(n and set(n) <= {"+", "-"} for n in names):
-        return [f"quadrant {i} ({', '.join(n)})" for i, n in enumerate(names)]
+        return [f"true-z quadrant ({', '.join(n)})" for n in names]
     return names
 
 

@@ -57,6 +57,10 @@ if df is not None:
                           "together or one alone. One projection is fitted to all of them, so they share the axes.")
     if names and any(n != str(i) for i, n in enumerate(names)):
         st.caption("Labels: " + "; ".join(f"{i} = {n}" for i, n in enumerate(names)))
+    if names and any(n.startswith("true-z quadrant") for n in names):
+        st.caption("Toy labels are the quadrant of the *true* latent z that generated each point. The learned "
+                   "latent is only defined up to a rotation or reflection, so the colours form four sectors that "
+                   "need not line up with the learned axes' quadrants.")
 
 # ------------------------------------------------------------------ the latent explorer
 st.divider()

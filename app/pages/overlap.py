@@ -65,6 +65,12 @@ with left:
                                                                 axes))
         if built is not None:
             widgets.chart(*built, key="overlap-ellipses")
+            if fusion in ("moe", "mopoe"):
+                st.caption(f"{fusion.upper()} is a mixture: its fused posterior is "
+                           + ("the unimodal posteriors themselves" if fusion == "moe" else
+                              "the unimodal posteriors and their product")
+                           + ", each part drawn as a wide red band; the blue line inside a band is the same "
+                             "Gaussian.")
         table = widgets.safe(backend.overlap_table, result)
         if table is not None:
             kept = table[(table["panel"] == "prior") & (table["series"] == "KL(q || prior)") & (table["value"] < 0.01)]
