@@ -290,6 +290,7 @@ def test_setup_survives_every_page_and_compare_controls_act():
     # Compare: IWAE K=7 has no shipped model, so it offers to train that setup, and does
     at.switch_page("pages/compare.py")
     at.run(timeout=TIMEOUT)
+    assert at.sidebar.get("toggle"), "a page waiting for models still draws the sidebar"
     at.button(key="cmp_train").click()
     at.run(timeout=TIMEOUT)
     no_errors(at)
