@@ -18,15 +18,18 @@ st.set_page_config(page_title="mmvae: multimodal VAEs", page_icon=ICON, layout="
 
 from app import links, state, warmup, widgets  # noqa: E402
 
+# The pages are in app/views, deliberately not app/pages: Streamlit treats a "pages" folder beside the
+# entry script as its old multipage mode and, on a fresh server opened at a page's URL (a shared
+# link), runs that page alone, without this script: no setup, no link handling, no sidebar.
 PAGES = {
-    "train": st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
-    "compare": st.Page("pages/compare.py", title="Compare fusion rules", icon=":material/compare:"),
-    "overlap": st.Page("pages/overlap.py", title="Posterior overlap", icon=":material/join_inner:"),
-    "bounds": st.Page("pages/bounds.py", title="Bound gaps", icon=":material/stacked_line_chart:"),
-    "generation": st.Page("pages/generation.py", title="Cross-modal generation", icon=":material/swap_horiz:"),
-    "gradients": st.Page("pages/gradients.py", title="Gradient noise", icon=":material/graphic_eq:"),
-    "embeddings": st.Page("pages/embeddings.py", title="Latent embeddings", icon=":material/scatter_plot:"),
-    "lessons": st.Page("pages/lessons.py", title="Workshop lessons", icon=":material/school:"),
+    "train": st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
+    "compare": st.Page("views/compare.py", title="Compare fusion rules", icon=":material/compare:"),
+    "overlap": st.Page("views/overlap.py", title="Posterior overlap", icon=":material/join_inner:"),
+    "bounds": st.Page("views/bounds.py", title="Bound gaps", icon=":material/stacked_line_chart:"),
+    "generation": st.Page("views/generation.py", title="Cross-modal generation", icon=":material/swap_horiz:"),
+    "gradients": st.Page("views/gradients.py", title="Gradient noise", icon=":material/graphic_eq:"),
+    "embeddings": st.Page("views/embeddings.py", title="Latent embeddings", icon=":material/scatter_plot:"),
+    "lessons": st.Page("views/lessons.py", title="Workshop lessons", icon=":material/school:"),
 }
 st.session_state["pages"] = PAGES
 warmup.start()  # once per server: torch and numba (UMAP) compile in a background thread

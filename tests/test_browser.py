@@ -104,10 +104,10 @@ def test_walkthrough_every_page(app):
     assert_clean(page, errors, "first screen")
 
     # Train: the setup, rapid changes, Play
-    number(page, "Epochs (1-200)", 2)
-    number(page, "K (1-100)", 5)
-    number(page, "K (1-100)", 7)  # a second change before the first run finished
-    wait_idle(page)
+    for label, value in (("Epochs (1-200)", 2), ("K (1-100)", 5), ("K (1-100)", 7)):
+        number(page, label, value)
+        wait_idle(page)  # (typing into a box that Streamlit is re-rendering can lose the keys: sliders below
+        #                 test rapid changes)
     assert "K=7" in url_query(page) and "epochs=2" in url_query(page), page.url
     page.get_by_role("button", name="Play").click()
     page.get_by_text("epoch 2 of 2 (done)").wait_for(timeout=120_000)
@@ -162,9 +162,10 @@ def test_walkthrough_every_page(app):
     # Gradient noise: rapid changes of the draws
     goto_page(page, "Gradient noise")
     wait_for_charts(page)
-    nudge(page, "Gradient draws per K", 3)
+    nudge(page, "Gradient draws per K", 3)  # three changes in a row: the page must end on the last one
     wait_for_charts(page)
     assert_clean(page, errors, "gradients")
+    page.get_by_text("from 25 gradient draws").wait_for(timeout=60_000)  # 10 + 3 steps of 5
     assert page.get_by_text("On this chart").count() >= 1
     shot(page, "06-gradients")
 
