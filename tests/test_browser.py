@@ -54,12 +54,13 @@ def new_page(browser, errors: list):
 def assert_clean(page, errors: list, where: str) -> None:
     """No exception box, no error box, no JavaScript error, and the sidebar is still there."""
     wait_idle(page)
+    page.get_by_text("Quick analyses").first.wait_for(timeout=90_000)  # the sidebar is drawn after the page
+    wait_idle(page)
     exc = page.locator("[data-testid='stException']")
     assert exc.count() == 0, f"{where}: {exc.first.inner_text()[:800]}"
     err = page.locator("[data-testid='stAlertContentError']")
     assert err.count() == 0, f"{where}: {err.first.inner_text()[:800]}"
     assert not errors, f"{where}: {errors}"
-    assert page.get_by_text("Quick analyses").count() >= 1, f"{where}: the sidebar vanished"
 
 
 def slider(page, label: str):
@@ -86,6 +87,7 @@ def click_first_point(page, key: str) -> None:
     plot = page.locator(f".st-key-{key} .js-plotly-plot")
     plot.wait_for(timeout=60_000)
     point = plot.locator(".scatterlayer .trace .points path").nth(3)
+    point.scroll_into_view_if_needed()
     box = point.bounding_box()
     assert box is not None, f"no point drawn in {key}"
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -104,10 +106,10 @@ def test_walkthrough_every_page(app):
     assert_clean(page, errors, "first screen")
 
     # Train: the setup, rapid changes, Play
-    for label, value in (("Epochs (1-200)", 2), ("K (1-100)", 5), ("K (1-100)", 7)):
-        number(page, label, value)
-        wait_idle(page)  # (typing into a box that Streamlit is re-rendering can lose the keys: sliders below
-        #                 test rapid changes)
+    for label, value, param in (("Epochs (1-200)", 2, "epochs=2"), ("K (1-100)", 5, "K=5"), ("K (1-100)", 7, "K=7")):
+        number(page, label, value)  # each change lands in the link before the next (typing into a box that
+        page.wait_for_function(f"location.href.includes('&{param}&')", timeout=60_000)  # is re-rendering can
+        #                                          lose keys; the sliders below test rapid changes)
     assert "K=7" in url_query(page) and "epochs=2" in url_query(page), page.url
     page.get_by_role("button", name="Play").click()
     page.get_by_text("epoch 2 of 2 (done)").wait_for(timeout=120_000)
@@ -131,12 +133,12 @@ def test_walkthrough_every_page(app):
 
     # Posterior overlap: a plotly point click, the slider, the fusion rule
     goto_page(page, "Posterior overlap")
-    wait_for_charts(page, 3)
-    before = slider(page, "Test data point").get_attribute("aria-valuenow")
+    page.get_by_text("How different are the posteriors?").first.wait_for(timeout=90_000)
+    assert_clean(page, errors, "overlap")  # the run is over: the click below starts a new one
+    page.get_by_text("Point #0 ").first.wait_for(timeout=60_000)  # the ellipses' title names the point
     click_first_point(page, "overlap-embedding")
-    page.wait_for_function(
-        "v => { const s = [...document.querySelectorAll('[data-testid=stSlider] [role=slider]')][0];"
-        " return s && s.getAttribute('aria-valuenow') !== v; }", arg=before, timeout=60_000)
+    page.wait_for_function("document.body.textContent.includes('Point #')"
+                           " && !document.body.textContent.includes('Point #0 ')", timeout=60_000)
     assert_clean(page, errors, "overlap after a point click")
     nudge(page, "Test data point", 3)
     page.get_by_test_id("stButtonGroup").get_by_text("MoE (mixture)", exact=True).click()
@@ -178,8 +180,9 @@ def test_walkthrough_every_page(app):
     wait_idle(page)
     page.get_by_text("raw z", exact=True).click()
     wait_for_charts(page, 3)
+    page.get_by_text("Decoded at z = (0.0, 0.0)").first.wait_for(timeout=60_000)
     click_first_point(page, "explore-plane")
-    page.wait_for_function("!document.body.innerText.includes('Decoded at z = (0.0, 0.0)')", timeout=60_000)
+    page.wait_for_function("!document.body.textContent.includes('Decoded at z = (0.0, 0.0)')", timeout=60_000)
     nudge(page, "z1", 5)
     assert_clean(page, errors, "embeddings")
     shot(page, "07-embeddings")
