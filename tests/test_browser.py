@@ -181,6 +181,7 @@ def test_walkthrough_every_page(app):
     page.get_by_text("raw z", exact=True).click()
     wait_for_charts(page, 3)
     page.get_by_text("Decoded at z = (0.0, 0.0)").first.wait_for(timeout=60_000)
+    assert_clean(page, errors, "embeddings before the click")  # the run is over: the chart stays put
     click_first_point(page, "explore-plane")
     page.wait_for_function("!document.body.textContent.includes('Decoded at z = (0.0, 0.0)')", timeout=60_000)
     nudge(page, "z1", 5)
