@@ -48,8 +48,8 @@ def importance_weights(model, data, index: int, K: int = 20, fusion: str | None 
             torch.manual_seed(seed)
         lw = log_weights(model, x, K, fusion, validate=False)  # (C, K, 1)
     C = lw.shape[0]
-    elbo = combine(lw, "elbo", True)[0]  # mean over (c, k)
-    iwae = combine(lw, "iwae", True, "tight")[0]  # logsumexp over (c, k) - log CK
+    elbo = combine(lw, "elbo")[0]  # mean over (c, k)
+    iwae = combine(lw, "iwae", "tight")[0]  # logsumexp over (c, k) - log CK
     flat = lw[..., 0].double()  # (C, K)
     normalised = torch.softmax(flat.flatten(), 0).reshape(C, K)
     return {"log_w": flat.tolist(), "normalised": normalised.tolist(), "elbo": float(elbo), "iwae": float(iwae),
