@@ -2,11 +2,18 @@
 
 Every function calls ``mmvae.diagnostics`` (or ``mmvae``) and reshapes the answer into a pandas
 DataFrame or a small dict for the figures; none of them does maths. ``mmvae.diagnostics`` (and
-scikit-learn / umap-learn behind it) is imported on first use, never at page load. When a
-diagnostics function is missing, :class:`Unavailable` says which one, and the page shows that.
+scikit-learn / umap-learn behind it) is imported on first use, never at page load, by a plain
+``from mmvae.diagnostics import ...``: a missing function is an ImportError that fails loudly (and
+fails the tests), never a quiet "not available". :class:`Unavailable` is raised only for the
+documented cases where a view does not apply to this model or data (a 1-D latent has no plane,
+unlabelled data has no coherence, UMAP without umap-learn).
+
+Shared models (the shipped checkpoints are cached once per server and read by every session) are
+never mutated: analyses that need gradients (:func:`gradient_snr`) work on a private deep copy.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 from typing import Any, Sequence
 
@@ -16,20 +23,8 @@ import torch
 
 
 class Unavailable(RuntimeError):
-    """A diagnostics function this view needs is not in the installed mmvae (yet), or the view
-    does not apply to this model or data."""
-
-
-def diagnostics_function(name: str):
-    try:
-        module = importlib.import_module("mmvae.diagnostics")
-    except ImportError:
-        raise Unavailable(f"`mmvae.diagnostics.{name}` is needed here, but `mmvae.diagnostics` is not "
-                          "installed yet") from None
-    fn = getattr(module, name, None)
-    if fn is None:
-        raise Unavailable(f"`mmvae.diagnostics.{name}` is needed here, but this mmvae does not have it yet")
-    return fn
+    """The view does not apply to this model or data (documented cases only; see the module
+    docstring). Every other exception is a bug and propagates."""
 
 
 def _np(v: Any) -> np.ndarray:
@@ -65,15 +60,19 @@ def resolve_method(method: str, latent_dim: int) -> str:
 def latent_means(model, data, fusion: str | None = None, n: int = 400) -> dict:
     """Posterior means of the first ``n`` points: joint and each modality alone
     (``mmvae.diagnostics.latent_means``), with their labels."""
+    from mmvae import diagnostics
+
     data = _subset(data, n)
-    means = diagnostics_function("latent_means")(model, data, fusion)
+    means = diagnostics.latent_means(model, data, fusion)
     return {"means": means, "labels": _labels(data), "fusion": fusion or model.fusion}
 
 
 def embed(means: dict, method: str, seed: int = 0) -> pd.DataFrame:
     """2-D coordinates of :func:`latent_means` (``mmvae.diagnostics.embed_2d``, one shared
     projection). Columns: x, y, index, label, encoded; ``attrs['method']`` the method used."""
-    result = diagnostics_function("embed_2d")(means["means"], method=method, seed=seed)
+    from mmvae import diagnostics
+
+    result = diagnostics.embed_2d(means["means"], method=method, seed=seed)
     frames = []
     for name, xy in result["coords"].items():
         what = f"all modalities ({fusion_name(means['fusion'])})" if name == "joint" else f"{name} only"
@@ -102,10 +101,12 @@ def latent_embedding(model, data, method: str = "auto", fusion: str | None = Non
 def posterior_overlap(model, data, point: int, fusion: str, n_mc: int = 200, projection: str = "pca") -> dict:
     """``mmvae.diagnostics.posterior_overlap`` of one data point (index into ``data``) with one
     fusion rule: unimodal and fused posteriors, their 2-D view and the overlap figures."""
+    from mmvae import diagnostics
+
     if model.latent_dim < 2:
         raise Unavailable("a 1-D latent has no 2-D view")
-    fn = diagnostics_function("posterior_overlap")
-    return fn(model, data, points=[int(point)], fusions=[fusion], n_mc=int(n_mc), projection=projection, seed=0)
+    return diagnostics.posterior_overlap(model, data, points=[int(point)], fusions=[fusion], n_mc=int(n_mc),
+                                         projection=projection, seed=0)
 
 
 def overlap_ellipses(result: dict) -> list[dict]:
@@ -158,11 +159,12 @@ def bound_gaps(model, data, Ks: Sequence[int], repeats: int = 3, exact_params=No
     """``mmvae.diagnostics.bound_gaps``: ELBO and IWAE(K) vs K (mean and std over repeats), the
     importance-sampled log p(x) (``n_samples`` samples; std = its Monte Carlo standard error) and,
     for the toy, the exact log p(x). Returns (long table K, bound, mean, std; the raw result)."""
+    from mmvae import diagnostics
+
     data = _subset(data, n)
-    fn = diagnostics_function("bound_gaps")
-    exact = diagnostics_function("exact_log_likelihood_fn")(exact_params) if exact_params is not None else None
-    result = fn(model, data, Ks=list(Ks), repeats=int(repeats), fusion=fusion, n_samples=n_samples, exact=exact,
-                seed=0)
+    exact = diagnostics.exact_log_likelihood_fn(exact_params) if exact_params is not None else None
+    result = diagnostics.bound_gaps(model, data, Ks=list(Ks), repeats=int(repeats), fusion=fusion,
+                                    n_samples=n_samples, exact=exact, seed=0)
     out = []
     for r in result["rows"]:
         out.append({"K": r["K"], "bound": "ELBO", "mean": r["elbo_mean"], "std": r["elbo_std"]})
@@ -179,8 +181,10 @@ def bound_gaps(model, data, Ks: Sequence[int], repeats: int = 3, exact_params=No
 def evaluate(model, data, K: int, fusion=None, n: int = 200) -> dict:
     """Mean ELBO and IWAE(K) on (up to n points of) ``data`` (``mmvae.diagnostics.bound_gaps``,
     one repeat, no log-likelihood estimate)."""
-    result = diagnostics_function("bound_gaps")(model, _subset(data, n), Ks=[int(K)], repeats=1, fusion=fusion,
-                                                n_samples=None, seed=0)
+    from mmvae import diagnostics
+
+    result = diagnostics.bound_gaps(model, _subset(data, n), Ks=[int(K)], repeats=1, fusion=fusion,
+                                    n_samples=None, seed=0)
     row = result["rows"][0]
     return {"K": row["K"], "elbo": row["elbo_mean"], "iwae": row["iwae_mean"]}
 
@@ -190,10 +194,12 @@ def generate(model, data, given: Sequence[str], indices: Sequence[int], fusion: 
     """Cross-modal generations (``mmvae.diagnostics.generate``, decoder mean at the posterior mean)
     for the data points ``indices``: targets are the modalities not given (or all, when everything
     is given). Returns name -> array (len(indices), *shape)."""
+    from mmvae import diagnostics
+
     idx = torch.as_tensor(list(indices), dtype=torch.long)
     x = {m: data.modalities[m][idx] for m in given}
     targets = [m for m in model.names if m not in given] or list(model.names)
-    out = diagnostics_function("generate")(model, x, list(given), targets, fusion=fusion)
+    out = diagnostics.generate(model, x, list(given), targets, fusion=fusion)
     return {k: _np(v) for k, v in out.items()}
 
 
@@ -201,17 +207,17 @@ def coherence(model, data, given: Sequence[str], fusion: str | None = None, trai
     """Share of generations from ``given`` that a per-modality classifier (trained on the real
     training data) assigns to the input's class (``mmvae.diagnostics.coherence``), with the
     classifiers' accuracy on real data and chance. None when nothing is left to generate."""
+    from mmvae import diagnostics
+
     if data.labels is None or train is None or train.labels is None:
         raise Unavailable("coherence needs labelled data")
     targets = [m for m in model.names if m not in given]
     if not targets:
         return None
-    classifiers = diagnostics_function("modality_classifiers")(train, list(model.names))
-    result = diagnostics_function("coherence")(model, _subset(data, n), classifiers, fusion=fusion, n_prior=0,
-                                               subsets=[list(given)])
+    classifiers = diagnostics.modality_classifiers(train, list(model.names))
+    result = diagnostics.coherence(model, _subset(data, n), classifiers, fusion=fusion, n_prior=0,
+                                   subsets=[list(given)])
     rows = [r for r in result["conditional"] if sorted(r["given"]) == sorted(given)]
-    if not rows:
-        raise Unavailable("mmvae.diagnostics.coherence returned no value for this subset")
     acc = result["classifier_accuracy"]
     return {"per_target": {r["target"]: r["coherence"] for r in rows},
             "mean": float(np.mean([r["coherence"] for r in rows])),
@@ -220,23 +226,62 @@ def coherence(model, data, given: Sequence[str], fusion: str | None = None, trai
 
 def rock_physics_baseline(ai_physical: np.ndarray) -> np.ndarray:
     """SI predicted from AI by Gardner and Castagna's relations (``mmvae.diagnostics.rock_physics_si``)."""
-    return _np(diagnostics_function("rock_physics_si")(ai_physical))
+    from mmvae import diagnostics
+
+    return _np(diagnostics.rock_physics_si(ai_physical))
 
 
 def impedance_rmse(model, data, specs, fusion: str | None = None, n: int = 200) -> dict:
     """RMSE of SI generated from AI against the truth, beside the rock-physics baseline
     (``mmvae.diagnostics.impedance_si_rmse``)."""
-    return diagnostics_function("impedance_si_rmse")(model, _subset(data, n), specs, fusion=fusion)
+    from mmvae import diagnostics
+
+    return diagnostics.impedance_si_rmse(model, _subset(data, n), specs, fusion=fusion)
 
 
 # ------------------------------------------------------------------------------ gradients
 def gradient_snr(model, batch: dict, Ks: Sequence[int], estimators: Sequence[str], fusion=None,
                  repeats: int = 10) -> pd.DataFrame:
     """Signal-to-noise ratio of encoder and decoder gradients (``mmvae.diagnostics.gradient_snr``,
-    mean over parameter elements). Columns: K, estimator, part, snr, ess, repeats."""
-    rows = diagnostics_function("gradient_snr")(model, batch, Ks=list(Ks), estimators=list(estimators),
-                                                fusion=fusion, repeats=max(2, int(repeats)))
+    mean over parameter elements). Columns: K, estimator, part, snr, ess, repeats.
+
+    ``model`` may be a shipped checkpoint shared by every session of the server: back-propagating
+    through it from two script runs at once writes the same ``.grad`` tensors from two threads (a
+    crash). The gradients are therefore computed on a private deep copy made for this call."""
+    from mmvae import diagnostics
+
+    private = copy.deepcopy(model)  # never backprop through (or touch .grad of) a shared model
+    rows = diagnostics.gradient_snr(private, batch, Ks=list(Ks), estimators=list(estimators),
+                                    fusion=fusion, repeats=max(2, int(repeats)))
     df = pd.DataFrame(rows)
     df = df.rename(columns={"encoder_snr": "encoder", "decoder_snr": "decoder"})
     keep = [c for c in ("fusion", "estimator", "K", "ess", "repeats") if c in df]
     return df.melt(id_vars=keep, value_vars=["encoder", "decoder"], var_name="part", value_name="snr")
+
+
+# ------------------------------------------------------------------------------ one point's weights
+def importance_weights(model, data, index: int, K: int, fusion: str | None = None) -> dict:
+    """``mmvae.diagnostics.weights.importance_weights`` of one data point, plus a long table of the
+    weights (component, sample, log_w, normalised) for the figure."""
+    from mmvae.diagnostics import weights
+
+    result = weights.importance_weights(model, data, int(index), K=int(K), fusion=fusion, seed=0)
+    rows = [{"component": c + 1, "sample": k + 1, "log_w": lw, "normalised": nw}
+            for c, (lws, nws) in enumerate(zip(result["log_w"], result["normalised"]))
+            for k, (lw, nw) in enumerate(zip(lws, nws))]
+    result["table"] = pd.DataFrame(rows)
+    return result
+
+
+def decode_latent(model, z, specs: dict | None = None) -> dict:
+    """Every modality decoded at latent points ``z`` (N, D) (``mmvae.diagnostics.weights.decode_latent``),
+    as numpy arrays; Gaussian modalities in physical units when their ``specs`` are given."""
+    from mmvae.diagnostics import weights
+
+    if model.latent_dim != 2:
+        raise Unavailable(f"the latent explorer draws a 2-D latent plane; this model has {model.latent_dim} "
+                          "dimensions")
+    out = {k: _np(v) for k, v in weights.decode_latent(model, np.asarray(z, dtype=float)).items()}
+    if specs:
+        out = {k: np.asarray(specs[k].to_physical(v)) for k, v in out.items()}
+    return out

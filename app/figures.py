@@ -15,14 +15,26 @@ FUSED = "#d62728"  # red
 PRIOR = "#7f7f7f"
 TRUTH = "#2ca02c"
 BASELINE = "#9467bd"
-PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
-           "#FECB52"]  # plotly's qualitative "Plotly" palette
+# Okabe & Ito's colour-blind-safe palette (plus three): neighbouring classes never share a hue (with
+# plotly's default palette, shale and carbonate were two near-identical blues)
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999",
+           "#882255"]
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=45),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), title_y=0.98)
+    """Title on top, legend under the plot (a legend above the plot ran into long titles)."""
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height + 60,
+                      margin=dict(l=50, r=20, t=60, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"))
     return fig
+
+
+def log_k_axis(fig: go.Figure, Ks, title: str = "K (importance samples, log scale)", **where) -> None:
+    """A log axis whose ticks are exactly the K values plotted (plotly's own log ticks label 20 as
+    "2" and 500 as "5")."""
+    ticks = sorted({int(k) for k in Ks})
+    fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, ticktext=[str(k) for k in ticks], title=title,
+                     **where)
 
 
 def empty(message: str) -> go.Figure:
@@ -123,6 +135,33 @@ def _enc_order(s: str):
     return (0 if str(s).startswith("all") else 1, str(s))
 
 
+def latent_plane(joint, z: tuple[float, float], label_names: Sequence[str] | None = None, lim: float = 3.0):
+    """The 2-D latent plane for the explorer: the test points' joint posterior means (``joint``: x,
+    y, label; or None), a clickable grid covering [-lim, lim]^2 and a cross at the current ``z``."""
+    import numpy as np
+
+    fig = go.Figure()
+    g = np.round(np.arange(-lim, lim + 1e-9, 0.2), 1)
+    gx, gy = np.meshgrid(g, g)
+    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="plane", showlegend=False,
+                             marker=dict(size=9, color="rgba(0,0,0,0.02)"),
+                             hovertemplate="z = (%{x:.1f}, %{y:.1f}): click to decode<extra></extra>"))
+    rows = []
+    if joint is not None and len(joint):
+        for i, (lab, grp) in enumerate(joint.groupby("label", sort=True)):
+            name = label_names[int(lab)] if label_names is not None and 0 <= int(lab) < len(label_names) else str(lab)
+            fig.add_trace(go.Scatter(x=grp["x"], y=grp["y"], mode="markers", name=str(name),
+                                     marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.6),
+                                     hovertemplate="test point mean (%{x:.2f}, %{y:.2f})<extra></extra>"))
+        rows = joint[["x", "y", "label"]].to_dict("records")
+    fig.add_trace(go.Scatter(x=[z[0]], y=[z[1]], mode="markers", name="decoded z", hoverinfo="skip",
+                             marker=dict(size=18, symbol="x-thin", line=dict(width=3, color="#000"))))
+    fig.update_xaxes(title="z1", range=[-lim - 0.2, lim + 0.2])
+    fig.update_yaxes(title="z2", range=[-lim - 0.2, lim + 0.2], scaleanchor="x", scaleratio=1)
+    fig = _layout(fig, "Latent plane (click to decode)", 420)
+    return fig, rows + [{"x": z[0], "y": z[1], "label": "decoded z"}]
+
+
 # ---------------------------------------------------------------------- posterior ellipses
 def _ellipse(mean, cov, k: float, n: int = 80):
     """Points of the k-sigma ellipse of a 2-D Gaussian with a full covariance (drawing only)."""
@@ -147,18 +186,24 @@ def posterior_ellipses(items: list[dict], title: str = "Posteriors of one data p
     prior = {"name": "prior N(0, I)", "role": "prior", "mean": np.zeros(2), "cov": np.eye(2)}
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
     counters = {"unimodal": 0, "fused": 0, "prior": 0}
-    for item in [prior] + list(items):
+    # Drawing order and style keep every posterior visible: the fused ones first, as wide
+    # translucent red bands, the unimodal ones on top as thin blue lines. A mixture's components
+    # are (MoE) or contain (MoPoE) the unimodal posteriors themselves: their red band then shows
+    # around the blue line instead of hiding it.
+    ordered = [prior] + [i for i in items if i["role"] == "fused"] + [i for i in items if i["role"] == "unimodal"]
+    for item in ordered:
         role = item["role"]
         color = {"unimodal": UNIMODAL, "fused": FUSED, "prior": PRIOR}[role]
-        dash = dashes[counters[role] % len(dashes)]
+        dash = "solid" if role == "fused" else dashes[counters[role] % len(dashes)]
         counters[role] += 1
         mean, cov = np.asarray(item["mean"], dtype=float), np.asarray(item["cov"], dtype=float)
         for k in (1, 2):
             x, y = _ellipse(mean, cov, k)
+            width = (9 if k == 1 else 5) if role == "fused" else (2.5 if k == 1 else 1.2)
+            opacity = (0.35 if k == 1 else 0.2) if role == "fused" else (1.0 if k == 1 else 0.55)
             fig.add_trace(go.Scatter(
                 x=x, y=y, mode="lines", name=item["name"], legendgroup=item["name"], showlegend=(k == 1),
-                line=dict(color=color, dash=dash, width=2.5 if k == 1 else 1.2),
-                opacity=1.0 if k == 1 else 0.55,
+                line=dict(color=color, dash=dash, width=width), opacity=opacity,
                 hovertemplate=f"{item['name']} ({k} sigma)<extra></extra>"))
         fig.add_trace(go.Scatter(x=[mean[0]], y=[mean[1]], mode="markers", showlegend=False,
                                  legendgroup=item["name"], marker=dict(color=color, size=8, symbol="x"),
@@ -168,7 +213,7 @@ def posterior_ellipses(items: list[dict], title: str = "Posteriors of one data p
                      f"var_{axes[1]}": cov[1, 1], "cov": cov[0, 1]})
     fig.update_xaxes(title=axes[0])
     fig.update_yaxes(title=axes[1], scaleanchor="x", scaleratio=1)
-    fig.add_annotation(text="thick: 1 sigma, thin: 2 sigma", x=0, y=0, xref="paper", yref="paper",
+    fig.add_annotation(text="thick: 1 sigma, thin: 2 sigma; red bands: fused", x=0, y=0, xref="paper", yref="paper",
                        showarrow=False, font=dict(size=11, color="#555"))
     fig = _layout(fig, title, 520)
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1.0, x=1.02, xanchor="left",
@@ -247,8 +292,8 @@ def bound_gaps(df, title: str = "ELBO <= IWAE(K) <= log p(x)"):
                                  line=dict(color=colors.get(name)),
                                  error_y=dict(type="data", array=g["std"].fillna(0), visible=True),
                                  hovertemplate=f"{name}, K=%{{x}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_xaxes(type="log", title="K (importance samples, log scale)")
-    fig.update_yaxes(title="nats per data point")
+    log_k_axis(fig, df["K"])
+    fig.update_yaxes(title="nats per data point (higher is better)")
     return _layout(fig, title), df
 
 
@@ -259,6 +304,28 @@ def bounds_bar(df):
                  color_discrete_sequence=PALETTE)
     fig.update_yaxes(title="nats per data point (higher is better)")
     return _layout(fig, "Test-set bounds", 380), df
+
+
+def importance_weights(df, n_components: int = 1):
+    """``df``: component, sample, log_w, normalised. Bars of the normalised weights (one colour per
+    mixture component) and the log-weights as dots on a second axis."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    labels = [f"{c}.{k}" if n_components > 1 else str(k) for c, k in zip(df["component"], df["sample"])]
+    for c, g in df.groupby("component", sort=True):
+        x = [lab for lab, cc in zip(labels, df["component"]) if cc == c]
+        fig.add_trace(go.Bar(x=x, y=g["normalised"], name=f"component {c}" if n_components > 1 else "w_k / sum w",
+                             marker_color=PALETTE[(int(c) - 1) % len(PALETTE)],
+                             hovertemplate="sample %{x}: normalised weight %{y:.3f}<extra></extra>"),
+                      secondary_y=False)
+    fig.add_trace(go.Scatter(x=labels, y=df["log_w"], mode="markers", name="log w_k",
+                             marker=dict(color="#000", size=6, symbol="diamond"),
+                             hovertemplate="sample %{x}: log w = %{y:.2f}<extra></extra>"), secondary_y=True)
+    fig.update_xaxes(title="sample k" if n_components == 1 else "component.sample", type="category")
+    fig.update_yaxes(title_text="normalised weight", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="log w (nats)", secondary_y=True, showgrid=False)
+    return _layout(fig, "Importance weights of one data point", 360), df
 
 
 # ---------------------------------------------------------------------- generations
@@ -332,7 +399,8 @@ def gradient_snr(df):
     import plotly.express as px
 
     fig = px.line(df, x="K", y="snr", color="estimator", facet_col="part", markers=True, log_x=True, log_y=True,
-                  color_discrete_sequence=PALETTE)
+                  color_discrete_sequence=PALETTE, category_orders={"part": ["encoder", "decoder"]})
+    log_k_axis(fig, df["K"], title="K")
     fig.update_yaxes(title_text="gradient SNR (log scale)", col=1)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1] + " gradients"))
     fig.update_layout(legend_title_text="")

@@ -6,27 +6,32 @@ LESSONS: dict[str, dict] = {
     "elbo-vs-iwae": {
         "title": "1. ELBO vs IWAE",
         "page": "bounds",
-        "checkpoint": "toy-poe-elbo",
-        "setup": {"dataset": "toy", "fusion": "poe", "estimator": "elbo", "K": 1, "seed": 0},
+        "checkpoint": "digits-halves-poe",
+        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
         "hide": ["dataset", "fusion"],
         "text": (
-            "The toy data has an exact log-likelihood, so we can see how tight each bound is. "
-            "On **Bound gaps**, the ELBO is the lowest curve and IWAE(K) climbs towards the exact "
-            "log p(x) as K grows. Then open the lesson's second model (trained with DReG, K=10) on the "
-            "Train page's model list and compare: training with more samples leaves a smaller gap."
+            "Two halves of real handwritten digits, fused by a product of experts. On **Bound gaps** the ELBO "
+            "stays flat as K grows, while IWAE(K) starts at the ELBO (K = 1) and climbs towards the dotted line, "
+            "this model's own log p(x) estimated with many importance samples: the gap closes with K, and no "
+            "bound passes log p(x). Below the chart, the importance weights of one digit show why: IWAE averages "
+            "the weights before the log. Then pick a **toy** model: its green dashed line is the exact log p(x) "
+            "of the *true* model that generated the toy data, not of the trained model, so a gap to it remains "
+            "at every K: that gap is the trained model's own error."
         ),
     },
     "why-dreg": {
         "title": "2. Why DReG?",
         "page": "gradients",
-        "checkpoint": "toy-poe",
-        "setup": {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
+        "checkpoint": "digits-halves-poe",
+        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
         "hide": ["dataset"],
         "text": (
-            "With the plain IWAE gradient the encoder's signal-to-noise ratio *falls* as K grows, so "
-            "more samples make the encoder learn worse. On **Gradient noise**, compare the encoder "
-            "curves of IWAE, DReG and STL: DReG keeps the encoder's SNR growing with K while the "
-            "decoder curves barely differ."
+            "With the plain IWAE gradient the encoder's signal-to-noise ratio *falls* as K grows, so more "
+            "samples make the encoder learn worse (Rainforth et al. 2018). DReG (Tucker et al. 2018) removes "
+            "the noisy score term. On **Gradient noise**, with this PoE model (its posterior is one Gaussian), "
+            "compare the encoder curves: IWAE's falls with K, DReG's rises, and the decoder curves rise for "
+            "all. Then pick **toy-mopoe**, a mixture: DReG for mixtures keeps score terms, and there its encoder "
+            "SNR falls with K too. The sentence under the chart always says what the chart shows."
         ),
     },
     "poe-vs-moe": {
@@ -37,9 +42,10 @@ LESSONS: dict[str, dict] = {
         "hide": ["dataset", "estimator"],
         "text": (
             "A product of experts (PoE) multiplies the unimodal posteriors, so the fused posterior is "
-            "sharper than either; a mixture (MoE) averages them, so it is as wide as the vaguest one. "
-            "Toggle the fusion rule on **Compare fusion rules** and on **Posterior overlap**: watch the "
-            "fused ellipse shrink inside the unimodal ones for PoE and cover both for MoE."
+            "sharper than either; a mixture (MoE) averages them, so it keeps both. Toggle the fusion rule on "
+            "**Compare fusion rules**, then open **Posterior overlap** and switch the fusion rule drawn: for PoE "
+            "the red fused ellipse sits inside the blue unimodal ones; for MoE the fused posterior *is* the two "
+            "blue ellipses (each red band lies under a blue line), and MoPoE adds their product as a third part."
         ),
     },
     "mopoe-three": {
@@ -49,10 +55,13 @@ LESSONS: dict[str, dict] = {
         "setup": {"dataset": "digits-poly", "fusion": "mopoe", "estimator": "dreg", "K": 5, "seed": 0},
         "hide": ["dataset", "fusion"],
         "text": (
-            "MoPoE mixes the products of every subset of modalities, so it can use one, two or all "
-            "three digits. On **Cross-modal generation**, condition on one styled digit, then on two: "
-            "the generated digits of the other styles should keep the same class, and usually look "
-            "cleaner with more evidence."
+            "Three images of the same digit class, each in its own style. MoPoE mixes the products of every "
+            "subset of modalities, so it can generate from one, two or all three. On **Cross-modal generation**, "
+            "condition on one styled digit at a time and read the coherence (the share of generated digits of the "
+            "other styles that keep the input's class; chance is 0.10): from the plain (m0) or inverted (m1) digit "
+            "it is far above chance, from the textured one (m2) alone it is the weakest, near chance: this small "
+            "model learnt little of the class from that style. Now give m2 *together* with another digit: MoPoE "
+            "fuses the pair and coherence rises. Compare with the classifiers' accuracy on real digits, the ceiling."
         ),
     },
     "impedance": {
@@ -63,8 +72,11 @@ LESSONS: dict[str, dict] = {
         "hide": ["dataset"],
         "text": (
             "Two well logs, acoustic (AI) and shear (SI) impedance, share one latent. On **Cross-modal "
-            "generation**, condition on AI and predict SI: compare the model's log with the true one "
-            "and with the rock-physics baseline. Gas sands are where the two logs disagree most."
+            "generation**, condition on AI and predict SI: compare the model's log with the true one and with "
+            "the rock-physics baseline (Gardner density, Castagna's mudrock line). Is the model better than the "
+            "physics? The page answers from this checkpoint's own numbers: the RMSE of SI from AI against the "
+            "baseline's, and whether it beats the baseline on these test logs. Gas sands are where the two logs "
+            "disagree most."
         ),
     },
 }

@@ -1,6 +1,6 @@
 """Session state: the setup (dataset, fusion, estimator, K, ...), the active model, shipped
-checkpoints, per-session caches, the analysis effort ("quick") and the shareable URL
-(``st.query_params``).
+checkpoints, per-session caches and the analysis effort ("quick"). The setup's binding to the
+widgets and the shareable URL are in :mod:`app.links`.
 
 Shipped checkpoints and datasets are read-only and cached globally (``st.cache_resource``).
 Every model a user trains lives in ``st.session_state`` only, so users of one workshop server
@@ -49,7 +49,6 @@ MAX_SEED = 10_000
 DEFAULT_SETUP = {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0,
                  "latent_dim": 2, "epochs": 10, "lesson": ""}
 DEFAULT_PRESET = "toy-poe"
-QUERY_KEYS = ("dataset", "fusion", "estimator", "K", "seed", "lesson")
 
 # Analysis effort. "quick" (the default, and what the tests use) keeps every page under about a
 # second on a CPU; "full" uses the diagnostics' publication settings.
@@ -98,134 +97,10 @@ def _mmvae():
     return mmvae
 
 
-# --------------------------------------------------------------------------- setup + URL
-def _clamp_int(name: str, value: Any, lo: int, hi: int, notes: list[str]) -> int | None:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        notes.append(f"{name}={md(repr(value))} in the link is not a whole number; using the default.")
-        return None
-    if v < lo or v > hi:
-        notes.append(f"{name}={v} is outside {lo}..{hi} on this shared server; using {min(max(v, lo), hi)}.")
-        v = min(max(v, lo), hi)
-    return v
-
-
-def validate_setup(raw: dict) -> tuple[dict, list[str]]:
-    """A clean setup from untrusted values (URL or presets) plus notes on anything changed."""
-    from app.lessons import LESSONS
-
-    notes: list[str] = []
-    setup = dict(DEFAULT_SETUP)
-    if raw.get("dataset") is not None:
-        if raw["dataset"] in TRAIN_DATASETS:
-            setup["dataset"] = raw["dataset"]
-        else:
-            notes.append(f"Unknown dataset {md(repr(raw['dataset']))}; choose one of {', '.join(TRAIN_DATASETS)}.")
-    if raw.get("fusion") is not None:
-        if raw["fusion"] in FUSIONS:
-            setup["fusion"] = raw["fusion"]
-        else:
-            notes.append(f"Unknown fusion rule {md(repr(raw['fusion']))}; choose one of {', '.join(FUSIONS)}.")
-    if raw.get("estimator") is not None:
-        estimators = __getattr__("ESTIMATORS")
-        if raw["estimator"] in estimators:
-            setup["estimator"] = raw["estimator"]
-        else:
-            notes.append(f"Unknown estimator {md(repr(raw['estimator']))}; choose one of {', '.join(estimators)}.")
-    for name, lo, hi in (("K", 1, MAX_K), ("seed", 0, MAX_SEED), ("latent_dim", 1, MAX_LATENT),
-                         ("epochs", 1, MAX_EPOCHS)):
-        if raw.get(name) is not None:
-            v = _clamp_int(name, raw[name], lo, hi, notes)
-            if v is not None:
-                setup[name] = v
-    lesson = raw.get("lesson") or ""
-    if lesson and lesson not in LESSONS:
-        notes.append(f"Unknown lesson {md(repr(lesson))}.")
-        lesson = ""
-    setup["lesson"] = lesson
-    return setup, notes
-
-
-def init_session() -> None:
-    """Once per browser session: read the URL, open the lesson it names or the default model."""
-    ss = st.session_state
-    if ss.get("_initialised"):
-        return
-    ss["_initialised"] = True
-    raw = {k: st.query_params.get(k) for k in QUERY_KEYS}
-    setup, notes = validate_setup(raw)
-    ss["url_notes"] = notes
-    from app.lessons import LESSONS
-
-    if setup["lesson"]:
-        apply_lesson(setup["lesson"], keep_url_setup=raw)
-    else:
-        ss["setup"] = setup
-        set_active_shipped(DEFAULT_PRESET)
-        # a link that names a fusion with a shipped toy model opens that model
-        preset = f"{setup['dataset']}-{setup['fusion']}"
-        if any(raw.get(k) for k in ("dataset", "fusion")) and preset in shipped_names():
-            set_active_shipped(preset)
-    model = st.query_params.get("model")  # a link may name a shipped checkpoint: ?model=impedance-poe
-    if model:
-        if model in shipped_names():
-            set_active_shipped(model)
-        else:
-            notes.append(f"Unknown model {md(repr(model))}; shipped models: {', '.join(shipped_names())}.")
-    push_widgets()
-    _ = LESSONS
-
-
+# --------------------------------------------------------------------------- setup
+# The setup's validation, its binding to widgets and the shareable link live in app/links.py.
 def setup() -> dict:
     return st.session_state.setdefault("setup", dict(DEFAULT_SETUP))
-
-
-def update_setup(**values: Any) -> None:
-    s = setup()
-    s.update(values)
-    sync_url()
-
-
-def sync_url() -> None:
-    """Write the current setup into the address bar so a teacher can share the link."""
-    s = setup()
-    wanted = {k: str(s[k]) for k in QUERY_KEYS if s.get(k) not in (None, "")}
-    current = {k: st.query_params.get(k) for k in QUERY_KEYS}
-    if any(current.get(k) != wanted.get(k) for k in QUERY_KEYS):
-        st.query_params.clear()
-        st.query_params.update(wanted)
-
-
-def push_widgets() -> None:
-    """Copy the setup into the widget keys (after a preset or URL changed it)."""
-    for k, v in setup().items():
-        st.session_state[f"w_{k}"] = v
-
-
-def apply_lesson(lesson_id: str, keep_url_setup: dict | None = None) -> None:
-    from app.lessons import LESSONS
-
-    lesson = LESSONS[lesson_id]
-    raw = dict(lesson["setup"])
-    raw["lesson"] = lesson_id
-    if keep_url_setup:  # explicit values in a shared link win over the lesson's defaults
-        raw.update({k: v for k, v in keep_url_setup.items() if v is not None and k != "lesson"})
-    s, notes = validate_setup(raw)
-    st.session_state["setup"] = s
-    if notes:
-        st.session_state.setdefault("url_notes", []).extend(notes)
-    if lesson.get("checkpoint") in shipped_names():
-        set_active_shipped(lesson["checkpoint"])
-    push_widgets()
-    sync_url()
-
-
-def hidden_controls() -> set[str]:
-    from app.lessons import LESSONS
-
-    lesson = setup().get("lesson")
-    return set(LESSONS[lesson].get("hide", ())) if lesson in LESSONS else set()
 
 
 # --------------------------------------------------------------------------- shipped checkpoints
@@ -356,10 +231,12 @@ def dataset_info(name: str):
 
 
 def display_label_names(bundle) -> list[str] | None:
-    """Class names to show: the toy's quadrant labels ("+-" signs of z1, z2) are spelled out."""
+    """Class names to show: the toy's labels (the signs of the *true* z1, z2 that generated each
+    point) are spelled out as such: a learned latent can be rotated or mirrored, so its own
+    quadrants need not match them."""
     names = list(bundle.label_names) if bundle.label_names else None
     if names and all(n and set(n) <= {"+", "-"} for n in names):
-        return [f"quadrant {i} ({', '.join(n)})" for i, n in enumerate(names)]
+        return [f"true-z quadrant ({', '.join(n)})" for n in names]
     return names
 
 

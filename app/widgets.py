@@ -10,9 +10,18 @@ import tempfile
 
 import streamlit as st
 
-from app import state
+from app import links, state
 from app.safe_text import md
 from app.state import ESTIMATOR_NAMES, FUSION_NAMES, MAX_EPOCHS, MAX_K, MAX_LATENT
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&])")
+
+
+def plain(text: str) -> str:
+    """Text that Streamlit's Markdown shows literally (every Markdown/HTML special character
+    backslash-escaped): for anything a user controls, e.g. values from a link."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def slug(text: str) -> str:
@@ -35,9 +44,9 @@ def _csv(data) -> bytes | None:
     return None if data.empty else data.to_csv(index=False).encode()
 
 
-def chart(fig, df, key: str, on_select: str | None = None, caption: str | None = None):
+def chart(fig, df, key: str, on_select=None, caption: str | None = None):
     """An interactive plotly chart with a CSV download of its data (a DataFrame or a list of row
-    dicts) underneath."""
+    dicts) underneath. ``on_select``: "rerun" or a callback (points selection mode)."""
     kwargs = {"on_select": on_select, "selection_mode": ("points",)} if on_select else {}
     event = st.plotly_chart(fig, key=key, config={"displaylogo": False}, **kwargs)
     if caption:
@@ -50,8 +59,8 @@ def chart(fig, df, key: str, on_select: str | None = None, caption: str | None =
 
 
 def unavailable(err: Exception) -> None:
-    st.info(f"This view is not available yet: {md(err)}. The rest of the page still works.",
-            icon=":material/construction:")
+    """The documented "this view does not apply here" case (:class:`app.backend.Unavailable`)."""
+    st.info(f"This view does not apply here: {md(err)}. The rest of the page still works.", icon=":material/info:")
 
 
 def model_caption(entry: dict) -> str:
@@ -141,87 +150,162 @@ def checkpoint_download(entry: dict | None = None, key: str = "ckpt-download") -
 
 
 def setup_controls(show_training: bool = True, key_prefix: str = "w_", skip: tuple = ()) -> dict:
-    """Dataset, fusion, estimator, K, latent dim, epochs and seed; hidden ones (by a lesson) are
-    shown as fixed text. Changes are written into the URL."""
-    s = state.setup()
-    hidden = state.hidden_controls()
-    for k, v in s.items():  # widget keys start from the setup (after presets / links)
-        st.session_state.setdefault(f"{key_prefix}{k}", v)
-    values = {}
+    """Dataset, fusion, estimator, K, latent dim, epochs and seed, each bound to the session's
+    setup (:func:`app.links.bind`: no page change resets them). Controls a lesson hides are
+    shown as fixed text; names in ``skip`` are not shown at all."""
+    s = links.setup()
+    hidden = links.hidden_controls()
+
+    def fixed(label: str, text: str) -> None:
+        st.markdown(f"**{label}:** {text}")
+
     cols = st.columns(4)
     with cols[0]:
         if "dataset" in hidden:
-            st.markdown(f"**Dataset:** {s['dataset']}")
-            values["dataset"] = s["dataset"]
+            fixed("Dataset", s["dataset"])
         else:
-            values["dataset"] = st.selectbox("Dataset", state.TRAIN_DATASETS, key=f"{key_prefix}dataset",
-                                             help="toy has an exact log-likelihood; digits are images; "
-                                                  "impedance and wells are well logs.")
-        info = state.dataset_info(values["dataset"])
+            st.selectbox("Dataset", state.TRAIN_DATASETS, **links.bind("dataset", f"{key_prefix}dataset"),
+                         help="toy has an exact log-likelihood; digits are images; impedance and wells are well logs.")
+        info = state.dataset_info(links.setup()["dataset"])
         if info is not None:
             st.caption(info.description)
     with cols[1]:
         if "fusion" in skip:
-            values["fusion"] = s["fusion"]
+            pass
         elif "fusion" in hidden:
-            st.markdown(f"**Fusion:** {FUSION_NAMES[s['fusion']]}")
-            values["fusion"] = s["fusion"]
+            fixed("Fusion", FUSION_NAMES[s["fusion"]])
         else:
-            values["fusion"] = st.selectbox("Fusion rule", state.FUSIONS, format_func=FUSION_NAMES.get,
-                                            key=f"{key_prefix}fusion",
-                                            help="How the modalities' posteriors are combined into one.")
+            st.selectbox("Fusion rule", state.FUSIONS, format_func=FUSION_NAMES.get,
+                         **links.bind("fusion", f"{key_prefix}fusion"),
+                         help="How the modalities' posteriors are combined into one.")
     with cols[2]:
         if "estimator" in hidden:
-            st.markdown(f"**Estimator:** {ESTIMATOR_NAMES[s['estimator']]}")
-            values["estimator"] = s["estimator"]
+            fixed("Estimator", ESTIMATOR_NAMES[s["estimator"]])
         else:
-            values["estimator"] = st.selectbox("Estimator", state.ESTIMATORS, format_func=ESTIMATOR_NAMES.get,
-                                               key=f"{key_prefix}estimator",
-                                               help="The training objective and its gradient estimator.")
+            st.selectbox("Estimator", state.ESTIMATORS, format_func=ESTIMATOR_NAMES.get,
+                         **links.bind("estimator", f"{key_prefix}estimator"),
+                         help="The training objective and its gradient estimator.")
     with cols[3]:
-        values["K"] = st.number_input(f"K (1-{MAX_K})", min_value=1, max_value=MAX_K, step=1,
-                                      key=f"{key_prefix}K", disabled="K" in hidden,
-                                      help=f"Importance samples per data point. Capped at {MAX_K} on this shared server.")
+        st.number_input(f"K (1-{MAX_K})", min_value=1, max_value=MAX_K, step=1, disabled="K" in hidden,
+                        **links.bind("K", f"{key_prefix}K"),
+                        help=f"Importance samples per data point. Capped at {MAX_K} on this shared server.")
     if show_training:
         cols = st.columns(4)
         with cols[0]:
-            values["latent_dim"] = st.number_input(f"Latent dimension (1-{MAX_LATENT})", min_value=1,
-                                                   max_value=MAX_LATENT, step=1, key=f"{key_prefix}latent_dim",
-                                                   help="2 lets you see the latent space directly.")
+            st.number_input(f"Latent dimension (1-{MAX_LATENT})", min_value=1, max_value=MAX_LATENT, step=1,
+                            **links.bind("latent_dim", f"{key_prefix}latent_dim"),
+                            help="2 lets you see the latent space directly.")
         with cols[1]:
-            values["epochs"] = st.number_input(f"Epochs (1-{MAX_EPOCHS})", min_value=1, max_value=MAX_EPOCHS,
-                                               step=1, key=f"{key_prefix}epochs",
-                                               help=f"Passes over the training data. Capped at {MAX_EPOCHS}.")
+            st.number_input(f"Epochs (1-{MAX_EPOCHS})", min_value=1, max_value=MAX_EPOCHS, step=1,
+                            **links.bind("epochs", f"{key_prefix}epochs"),
+                            help=f"Passes over the training data. Capped at {MAX_EPOCHS}.")
         with cols[2]:
-            values["seed"] = st.number_input("Seed", min_value=0, max_value=state.MAX_SEED, step=1,
-                                             key=f"{key_prefix}seed", help="Same seed, same data and same result.")
-    values = {k: (int(v) if k in ("K", "latent_dim", "epochs", "seed") else v) for k, v in values.items()}
-    changed = {k: v for k, v in values.items() if s.get(k) != v}
-    if changed:
-        state.update_setup(**changed)
-    else:
-        state.sync_url()
-    return state.setup()
+            st.number_input("Seed", min_value=0, max_value=state.MAX_SEED, step=1,
+                            **links.bind("seed", f"{key_prefix}seed"), help="Same seed, same data and same result.")
+    return links.setup()
 
 
 def lesson_note() -> None:
     """If a lesson is open, remind the reader what to look for."""
     from app.lessons import LESSONS
 
-    lesson = LESSONS.get(state.setup().get("lesson") or "")
+    lesson = LESSONS.get(links.setup().get("lesson") or "")
     if lesson:
         with st.expander(f"Lesson {lesson['title']}", expanded=False):
             st.markdown(lesson["text"])
 
 
 def safe(fn, *args, **kwargs):
-    """Run an analysis; show a clear message instead of a traceback if it is unavailable."""
+    """Run an analysis; when the view does not apply (:class:`app.backend.Unavailable`, a
+    documented case) say so and return None. Every other exception is a bug: it propagates, so
+    the page shows it and the tests fail."""
     from app import backend
 
     try:
         return fn(*args, **kwargs)
     except backend.Unavailable as e:
         unavailable(e)
-    except Exception as e:  # noqa: BLE001 - a workshop page must never crash
-        st.warning(f"This view could not be drawn: {type(e).__name__}: {md(e)}")
     return None
+
+
+def _clamp_state(key: str, lo: int, hi: int) -> None:
+    """A stored widget value from another model (more test points) is brought into [lo, hi]."""
+    v = st.session_state.get(key)
+    if isinstance(v, (int, float)) and not lo <= v <= hi:
+        st.session_state[key] = int(min(max(v, lo), hi))
+
+
+def count_slider(where, label: str, lo: int, hi: int, default: int, step: int, key: str,
+                 help: str | None = None) -> int:
+    """How many items to use, from ``lo`` to ``hi``; when the data hold ``lo`` items or fewer
+    (e.g. the 48 test windows of ``wells``) there is nothing to choose: all of them are used."""
+    hi = int(hi)
+    lo = min(int(lo), hi)
+    if hi <= lo:
+        where.caption(f"{label}: all {hi} (this data set has no more).")
+        return hi
+    _clamp_state(key, lo, hi)
+    st.session_state.setdefault(key, int(min(max(default, lo), hi)))
+    return int(where.slider(label, lo, hi, step=max(1, min(step, hi - lo)), key=key, help=help))
+
+
+def index_slider(where, label: str, n: int, key: str, help: str | None = None) -> int:
+    """A data point's index in [0, n - 1]; with one point there is nothing to choose."""
+    n = int(n)
+    if n <= 1:
+        where.caption(f"{label}: 0 (the only one).")
+        return 0
+    _clamp_state(key, 0, n - 1)
+    st.session_state.setdefault(key, 0)
+    return int(where.slider(label, 0, n - 1, key=key, help=help))
+
+
+def depth_log_chart(bundle, i: int, given, targets, gen: dict, key: str, title_suffix: str = "") -> None:
+    """Test log ``i``: the given logs, the true and generated targets against depth in physical
+    units and, for impedance data given AI, the rock-physics SI baseline."""
+    import numpy as np
+
+    from app import backend, figures
+
+    test = bundle.test
+    names = list(bundle.specs)
+    depth_all = bundle.extras.get("depth", {})
+    depth = np.asarray(depth_all["test"][i]) if "test" in depth_all else np.arange(bundle.specs[names[0]].shape[-1])
+    depth_unit = bundle.extras.get("depth_unit", "sample")
+
+    def physical(name: str, values) -> np.ndarray:
+        return np.asarray(bundle.specs[name].to_physical(np.asarray(values))).ravel()
+
+    curves = [{"modality": g, "what": "given", "values": physical(g, test.modalities[g][i].numpy())} for g in given]
+    for t in targets:
+        curves.append({"modality": t, "what": "truth", "values": physical(t, test.modalities[t][i].numpy())})
+        curves.append({"modality": t, "what": "model", "values": physical(t, gen[t][0])})
+    if bundle.name in ("impedance", "wells") and "AI" in given and "SI" in targets:
+        ai = physical("AI", test.modalities["AI"][i].numpy())
+        curves.append({"modality": "SI", "what": "baseline", "values": backend.rock_physics_baseline(ai)})
+    label = f" (mostly {state.label_text(bundle, test.labels[i])})" if test.labels is not None else ""
+    unit = bundle.specs[targets[0]].unit
+    fig, d = figures.depth_logs(depth, curves, unit, depth_unit,
+                                f"Test log #{i}{label}: given {' + '.join(given)}{title_suffix}")
+    chart(fig, d, key=key)
+
+
+def decoded_chart(bundle, decoded: dict, title: str, key: str) -> None:
+    """One latent point decoded into every modality (``decoded``: name -> (1, *shape), physical
+    units): images as images, logs as depth curves, vectors as bars."""
+    import numpy as np
+
+    from app import figures
+
+    names = list(decoded)
+    kind = bundle.specs[names[0]].kind
+    if kind == "image":
+        fig, d = figures.image_grid([(n, decoded[n]) for n in names], ["decoded"], title)
+    elif kind == "sequence":
+        depth = np.arange(bundle.specs[names[0]].shape[-1])  # a decoded z has no depth: samples down the window
+        curves = [{"modality": n, "what": "model", "values": np.asarray(decoded[n]).ravel()} for n in names]
+        fig, d = figures.depth_logs(depth, curves, bundle.specs[names[0]].unit, "sample in the window", title)
+    else:
+        fig, d = figures.vectors([{"modality": n, "what": "model", "values": np.asarray(decoded[n]).ravel()}
+                                  for n in names], title)
+    chart(fig, d, key=key)

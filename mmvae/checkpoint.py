@@ -471,7 +471,7 @@ def load_checkpoint(
 
 def data_provenance(name: str, options: Mapping | None, seed: int, specs: Mapping) -> dict:
     """The ``data`` record of a checkpoint: what ``load_dataset(name, seed=seed, **options)``
-    needs to rebuild the training data (``mmvae.evaluation.checkpoint_dataset`` does), and each
+    needs to rebuild the training data (``mmvae.evaluation.scoring_data`` does), and each
     modality's spec (shape, likelihood, unit, standardising shift and scale) as JSON. The one
     builder used by ``mmvae train``, the app and ``checkpoints/make_checkpoints.py``."""
     return {"name": str(name), "options": dict(options or {}), "seed": int(seed),

@@ -1,7 +1,6 @@
 """Cross-modal generation: condition on some modalities and generate the others."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from app import backend, figures, state, widgets
@@ -25,10 +24,10 @@ given = c[0].multiselect("Condition on", names, key=key, help="One modality or a
 targets = [m for m in names if m not in given] or list(names)
 kind = bundle.specs[names[0]].kind
 if kind == "image":
-    start = c[1].slider("First test point", 0, max(0, test.n - 8), 0, key="gen_start")
+    start = widgets.index_slider(c[1], "First test point", test.n - 7, key="gen_start_images")
     idx = list(range(start, min(start + 8, test.n)))
 else:
-    start = c[1].slider("Test point", 0, test.n - 1, 0, key="gen_start")
+    start = widgets.index_slider(c[1], "Test point", test.n, key="gen_start")
     idx = [start]
 c[2].caption("Generating: " + ", ".join(f"`{t}`" for t in targets))
 gen = widgets.safe(lambda: state.memo("generate", entry, (tuple(given), tuple(idx)),
@@ -43,34 +42,7 @@ if gen is not None:
         fig, d = figures.image_grid(panels, labels, f"Given {' + '.join(given)}")
         widgets.chart(fig, d, key="generation-images")
     elif kind == "sequence":
-        i = idx[0]
-        depth_all = bundle.extras.get("depth", {})
-        depth = np.asarray(depth_all["test"][i]) if "test" in depth_all else np.arange(bundle.specs[names[0]].shape[-1])
-        depth_unit = bundle.extras.get("depth_unit", "sample")
-        unit = bundle.specs[targets[0]].unit
-        curves = []
-        for g in given:
-            curves.append({"modality": g, "what": "given",
-                           "values": np.asarray(bundle.specs[g].to_physical(test.modalities[g][i].numpy())).ravel()})
-        for t in targets:
-            spec = bundle.specs[t]
-            curves.append({"modality": t, "what": "truth",
-                           "values": np.asarray(spec.to_physical(test.modalities[t][i].numpy())).ravel()})
-            curves.append({"modality": t, "what": "model", "values": np.asarray(spec.to_physical(gen[t][0])).ravel()})
-        baseline_note = None
-        if bundle.name in ("impedance", "wells") and "AI" in given and "SI" in targets:
-            ai = np.asarray(bundle.specs["AI"].to_physical(test.modalities["AI"][i].numpy())).ravel()
-            try:
-                curves.append({"modality": "SI", "what": "baseline", "values": backend.rock_physics_baseline(ai)})
-            except backend.Unavailable as e:
-                baseline_note = e
-        label = ""
-        if test.labels is not None:
-            label = f" (mostly {state.label_text(bundle, test.labels[i])})"
-        fig, d = figures.depth_logs(depth, curves, unit, depth_unit, f"Test log #{i}{label}: given {' + '.join(given)}")
-        widgets.chart(fig, d, key="generation-logs")
-        if baseline_note is not None:
-            widgets.unavailable(baseline_note)
+        widgets.depth_log_chart(bundle, idx[0], given, targets, gen, key="generation-logs")
     else:
         i = idx[0]
         panels = [{"modality": t, "what": w, "values": v} for t in targets
@@ -97,7 +69,9 @@ if bundle.name in ("impedance", "wells") and set(given) == {"AI"} and "SI" in ta
                                            lambda: backend.impedance_rmse(model, test, bundle.specs,
                                                                           n=effort["n_points"])))
     if rmse is not None:
-        m[2].metric(f"RMSE of SI from AI ({rmse['unit']})", f"{rmse['rmse']:.3f}",
-                    delta=f"{rmse['ratio']:.2f} x the rock-physics error", delta_color="off",
-                    help=f"Rock-physics baseline ({rmse['baseline']}): RMSE {rmse['rmse_rock_physics']:.3f}. "
-                         "Lower is better.")
+        m[2].metric(f"RMSE of SI from AI ({rmse['unit']}, lower is better)", f"{rmse['rmse']:.3f}",
+                    help=f"Rock-physics baseline ({rmse['baseline']}): RMSE {rmse['rmse_rock_physics']:.3f}.")
+        verdict = "beats" if rmse["ratio"] < 1 else "does not beat"
+        st.markdown(f"On these {min(effort['n_points'], test.n)} test logs this model's SI error is "
+                    f"**{rmse['ratio']:.2f} x** the rock-physics baseline's ({rmse['rmse']:.3f} against "
+                    f"{rmse['rmse_rock_physics']:.3f} {rmse['unit']}): it **{verdict}** the physics here.")

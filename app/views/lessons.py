@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import state
+from app import links
 from app.lessons import LESSONS
 
 st.title("Workshop lessons")
 st.markdown("A guided path through multimodal VAEs. Each lesson opens a trained model (no waiting) and the page "
             "to look at. The address bar then holds the whole setup: copy it to share the lesson.")
-current = state.setup().get("lesson")
+current = links.setup().get("lesson")
 for lid, lesson in LESSONS.items():
     with st.container(border=True):
         st.subheader(lesson["title"] + ("  (open)" if lid == current else ""))
@@ -18,9 +18,9 @@ for lid, lesson in LESSONS.items():
         st.caption(f"Preset: {s['dataset']} data, {s['fusion'].upper()} fusion, {s['estimator'].upper()} K={s['K']}, "
                    f"model `{lesson['checkpoint']}`")
         if st.button("Open this lesson", key=f"lesson-{lid}", icon=":material/arrow_forward:"):
-            state.apply_lesson(lid)
-            st.switch_page(st.session_state["pages"][lesson["page"]])
+            links.apply_lesson(lid)
+            st.switch_page(st.session_state["pages"][lesson["page"]], query_params=links.query())
 if current:
     if st.button("Leave the lesson (show all controls)", key="lesson-leave"):
-        state.update_setup(lesson="")
+        links.leave_lesson()
         st.rerun()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, figures, state, widgets
+from app import backend, figures, state, warmup, widgets
 
 st.title("Latent embeddings")
 st.markdown("Each test point is encoded from all modalities together and from each modality alone. A good "
@@ -23,10 +23,11 @@ method = c[0].radio("Projection", methods, horizontal=True, key="emb_method",
                     format_func=lambda m: {"auto": f"auto ({'raw' if D == 2 else 'PCA'})", "raw": "raw z",
                                            "pca": "PCA", "umap": "UMAP"}[m],
                     help="raw: the latent itself (2-D models); PCA: the top-2 principal directions (instant); "
-                         "UMAP: a non-linear map (slow the first time: umap-learn compiles with numba).")
+                         "UMAP: a non-linear map (umap-learn compiles with numba once per server; this server "
+                         "starts that in the background when it starts).")
 colour = c[1].radio("Colour by", ["label", "modality encoded"], horizontal=True, key="emb_colour")
 n_max = min(1000, bundle.test.n)
-n = c[2].slider("Test points", min(100, n_max), n_max, min(effort["emb_points"], n_max), step=50, key="emb_n")
+n = widgets.count_slider(c[2], "Test points", 100, n_max, effort["emb_points"], 50, key="emb_n")
 used = backend.resolve_method(method, D)
 means = widgets.safe(lambda: state.memo("latent-means", entry, (n,), lambda: backend.latent_means(model, bundle.test,
                                                                                                  n=n)))
@@ -34,8 +35,8 @@ df = None
 if means is not None:
     if used == "umap" and not state.memo_has("embedding-2d", entry, (n, used)):
         # umap-learn is imported here, never at page load: the first import compiles with numba
-        progress = st.progress(0.05, text="UMAP 1/2: importing umap-learn (the first time it compiles with numba, "
-                                          "about 15 s)")
+        st.caption(warmup.umap_note())
+        progress = st.progress(0.05, text="UMAP 1/2: importing umap-learn")
         with st.spinner("Working...", show_time=True):
             ok = widgets.safe(backend.import_umap)
             if ok:
@@ -56,3 +57,40 @@ if df is not None:
                           "together or one alone. One projection is fitted to all of them, so they share the axes.")
     if names and any(n != str(i) for i, n in enumerate(names)):
         st.caption("Labels: " + "; ".join(f"{i} = {n}" for i, n in enumerate(names)))
+    if names and any(n.startswith("true-z quadrant") for n in names):
+        st.caption("Toy labels are the quadrant of the *true* latent z that generated each point. The learned "
+                   "latent is only defined up to a rotation or reflection, so the colours form four sectors that "
+                   "need not line up with the learned axes' quadrants.")
+
+# ------------------------------------------------------------------ the latent explorer
+st.divider()
+st.subheader("Decode any point of the latent plane")
+if D != 2:
+    st.caption(f"The explorer moves a point in a 2-D latent; this model has {D} dimensions (train one with latent "
+               "dimension 2, or pick a shipped model: most have a 2-D latent).")
+else:
+    st.markdown("Click anywhere in the plane (or move the sliders): every modality is decoded from that z at once, "
+                "E[x_m | z]. Walk between two classes and watch the decoded modalities change together.")
+
+    def pick_z() -> None:
+        """A click in the plane sets the sliders (a callback: it runs before the widgets exist)."""
+        event = st.session_state.get("explore-plane") or {}
+        for p in event.get("selection", {}).get("points", []):
+            if "x" in p and "y" in p:
+                st.session_state["explore_z1"] = round(max(-3.0, min(3.0, float(p["x"]))), 1)
+                st.session_state["explore_z2"] = round(max(-3.0, min(3.0, float(p["y"]))), 1)
+                return
+
+    c = st.columns(2)
+    z1 = c[0].slider("z1", -3.0, 3.0, 0.0, 0.1, key="explore_z1")
+    z2 = c[1].slider("z2", -3.0, 3.0, 0.0, 0.1, key="explore_z2")
+    left, right = st.columns([2, 3])
+    with left:
+        joint = df[df["encoded"] == df["encoded"].iloc[0]] if df is not None and used == "raw" else None
+        widgets.chart(*figures.latent_plane(joint, (z1, z2), state.display_label_names(bundle)), key="explore-plane",
+                      on_select=pick_z)
+    with right:
+        decoded = widgets.safe(lambda: state.memo("decode", entry, (z1, z2),
+                                                  lambda: backend.decode_latent(model, [[z1, z2]], bundle.specs)))
+        if decoded is not None:
+            widgets.decoded_chart(bundle, decoded, f"Decoded at z = ({z1:.1f}, {z2:.1f})", key="explore-decoded")

@@ -1,0 +1,112 @@
+"""Each workshop lesson's claim, checked numerically on its shipped checkpoint with the settings the
+page uses (quick analyses): if a checkpoint is retrained and its picture would contradict the
+lesson's text, these fail."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("streamlit")
+
+import mmvae  # noqa: E402
+from app import backend  # noqa: E402
+from app.lessons import LESSONS  # noqa: E402
+from app.state import EFFORT  # noqa: E402
+from mmvae.data import load_dataset  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = EFFORT[True]
+
+
+def shipped(name: str):
+    ckpt = mmvae.load_checkpoint(os.path.join(ROOT, "checkpoints", f"{name}.safetensors"))
+    return ckpt.model, load_dataset(ckpt.data["name"], seed=int(ckpt.data.get("seed", 0)), **ckpt.data.get("options", {}))
+
+
+def encoder_snr(name: str, estimators=("iwae", "dreg"), Ks=(1, 3, 10, 30)) -> dict:
+    """What the Gradient noise page draws with its default controls: {estimator: [SNR per K]}."""
+    model, bundle = shipped(name)
+    batch = {k: v[: QUICK["snr_batch"]] for k, v in bundle.train.modalities.items()}
+    df = backend.gradient_snr(model, batch, list(Ks), list(estimators), repeats=QUICK["snr_repeats"])
+    enc = df[df["part"] == "encoder"]
+    return {e: list(enc[enc["estimator"] == e].sort_values("K")["snr"]) for e in estimators}
+
+
+def test_lesson_1_a_visible_bound_gap_that_closes_with_K():
+    lesson = LESSONS["elbo-vs-iwae"]
+    model, bundle = shipped(lesson["checkpoint"])
+    Ks = [1, 5, 20, 100]  # the Bound gaps page's default K values
+    df, raw = backend.bound_gaps(model, bundle.test, Ks, QUICK["repeats"], None, n=QUICK["n_points"],
+                                 n_samples=QUICK["ll_samples"])
+    rows = raw["rows"]
+    iwae = [r["iwae_mean"] for r in rows]
+    assert all(b > a for a, b in zip(iwae, iwae[1:])), iwae  # climbs with every K
+    top = rows[-1]
+    assert top["gap_iwae_elbo"] > 0.3, top  # visible on the chart (toy: 0.02 nats)
+    assert top["gap_iwae_elbo"] > 10 * max(top["iwae_std"], top["elbo_std"]), top
+    assert abs(rows[0]["iwae_mean"] - rows[0]["elbo_mean"]) < 0.1 * top["gap_iwae_elbo"]  # IWAE(1) is the ELBO
+    ll = raw["log_likelihood"]
+    assert top["iwae_mean"] <= ll["mean"] + 3 * ll["mc_stderr"] + 3 * top["iwae_std"]  # no bound passes log p(x)
+
+
+def test_lesson_2_iwae_encoder_snr_falls_and_dregs_rises_on_a_single_gaussian_posterior():
+    lesson = LESSONS["why-dreg"]
+    model, _ = shipped(lesson["checkpoint"])
+    assert model.fusion == "poe"
+    snr = encoder_snr(lesson["checkpoint"])
+    assert snr["iwae"][-1] < 0.6 * snr["iwae"][0], snr
+    assert snr["dreg"][-1] > 1.5 * snr["dreg"][0], snr
+
+
+def test_lesson_2_mixture_caveat_dregs_encoder_snr_falls_on_toy_mopoe():
+    snr = encoder_snr("toy-mopoe", estimators=("dreg",))
+    assert snr["dreg"][-1] < snr["dreg"][0], snr
+
+
+def test_lesson_3_poe_is_sharper_than_each_expert_and_moe_keeps_both():
+    import numpy as np
+
+    lesson = LESSONS["poe-vs-moe"]
+    model, bundle = shipped(lesson["checkpoint"])
+    for point in range(5):
+        poe = backend.overlap_ellipses(backend.posterior_overlap(model, bundle.test, point, "poe", 50))
+        uni = [np.linalg.det(i["cov"]) for i in poe if i["role"] == "unimodal"]
+        fused = [np.linalg.det(i["cov"]) for i in poe if i["role"] == "fused"]
+        assert len(fused) == 1 and fused[0] < min(uni), (point, fused, uni)
+        moe = backend.overlap_ellipses(backend.posterior_overlap(model, bundle.test, point, "moe", 50))
+        uni_means = [i["mean"] for i in moe if i["role"] == "unimodal"]
+        parts = [i["mean"] for i in moe if i["role"] == "fused"]
+        assert len(parts) == len(uni_means) == 2
+        for m in uni_means:  # each mixture part is a unimodal posterior (drawn as a band under it)
+            assert min(np.abs(p - m).max() for p in parts) < 1e-5
+
+
+def test_lesson_4_coherence_m0_m1_far_above_chance_m2_weakest_and_lifted_by_a_second_digit():
+    lesson = LESSONS["mopoe-three"]
+    model, bundle = shipped(lesson["checkpoint"])
+
+    def coh(given):
+        return backend.coherence(model, bundle.test, given, train=bundle.train, n=QUICK["n_points"])
+
+    single = {m: coh([m]) for m in ("m0", "m1", "m2")}
+    chance = single["m0"]["chance"]
+    assert single["m0"]["mean"] > 3 * chance and single["m1"]["mean"] > 3 * chance, single
+    assert single["m2"]["mean"] < min(single["m0"]["mean"], single["m1"]["mean"]), single
+    for other in ("m0", "m1"):
+        assert coh(["m2", other])["mean"] > single["m2"]["mean"] + 0.2, other
+
+
+def test_lesson_5_text_makes_no_claim_the_numbers_do_not_back():
+    """The lesson reads its verdict from the checkpoint: the generation page's sentence must match
+    the RMSE ratio of the shipped model, whichever way it goes."""
+    from tests.test_app import fresh
+
+    lesson = LESSONS["impedance"]
+    assert not any(ch.isdigit() for ch in lesson["text"].replace("(AI)", "").replace("(SI)", "")), lesson["text"]
+    model, bundle = shipped(lesson["checkpoint"])
+    rmse = backend.impedance_rmse(model, bundle.test, bundle.specs, n=QUICK["n_points"])
+    at = fresh({"lesson": "impedance"})
+    said = " ".join(m.value for m in at.markdown if "rock-physics baseline's" in m.value)
+    assert f"{rmse['ratio']:.2f} x" in said, said
+    assert ("does not beat" in said) == (rmse["ratio"] >= 1), said
