@@ -201,30 +201,52 @@ def save_checkpoint(
         "extra": json.dumps(dict(extra or {})),
     }
     blob = save(tensors, metadata=metadata)
+    try:
+        write_atomic(path, blob)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({e.strerror or type(e).__name__})") from None
+
+
+def _umask() -> int:
+    """The process's file-mode mask, read without changing it (Linux /proc), else by the
+    set-and-restore idiom."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` atomically: a temporary file in the same folder (named by
+    :func:`_temp_prefix`, so :func:`clean_stale_temp_files` removes those of killed processes, and
+    never ending in ``.safetensors``), flushed to disk, then renamed over ``path``. On any error or
+    interrupt the temporary file is removed and ``path`` is left as it was."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
         clean_stale_temp_files(folder)
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".part", dir=folder)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
-    except BaseException as e:  # any error or interrupt: remove the temporary file
-        if tmp is not None:
+    finally:
+        if tmp is not None:  # an error or interrupt: remove the temporary file
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"{path}: cannot write the checkpoint ({e.strerror or type(e).__name__})") from None
-        raise
 
 
 # ------------------------------------------------------------------------------------- reading

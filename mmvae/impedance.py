@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -328,24 +327,9 @@ def las_bytes(pred: Prediction) -> bytes:
 def write_las(pred: Prediction, path: str | os.PathLike) -> str:
     """Write :func:`las_bytes` to ``path`` atomically (temporary file in the same folder, renamed)."""
     path = os.fspath(path)
-    blob = las_bytes(pred)
-    folder = os.path.dirname(os.path.abspath(path))
-    from .checkpoint import _temp_prefix  # the same temporary names as checkpoints (cleaned up alike)
+    from .checkpoint import write_atomic  # the same temporary names as checkpoints (cleaned up alike)
 
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".part", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, las_bytes(pred))
     return path
 
 
