@@ -472,8 +472,8 @@ def load_checkpoint(
     path = os.fspath(path)
     config, records = _read_checked(path, encoders, decoders)
     try:
-        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the global RNG alone
-            model = MultimodalVAE(config, encoders=encoders, decoders=decoders)
+        # the initial weights are overwritten: draw them from a throwaway generator, not the global RNG
+        model = MultimodalVAE(config, encoders=encoders, decoders=decoders, generator=torch.Generator())
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: the checkpoint's configuration is invalid ({e})") from None
     try:

@@ -161,3 +161,11 @@ def test_data_provenance_rebuilds_the_training_data(tmp_path):
                  "--out", str(out), "--quiet", "--device", "cpu"]) == 0
     toy = load_dataset("toy", seed=3, n=120)
     assert load_checkpoint(out).data == data_provenance("toy", {"n": 120}, 3, toy.specs)
+
+
+def test_loading_a_checkpoint_leaves_the_global_rng_alone(trained):
+    """The modules built before the weights are loaded draw from a throwaway generator."""
+    _, path, _ = trained
+    before = torch.random.get_rng_state()
+    load_checkpoint(path)
+    assert torch.equal(torch.random.get_rng_state(), before)

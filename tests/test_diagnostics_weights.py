@@ -34,6 +34,8 @@ def test_wrong_posterior_iwae_above_elbo_formed_from_the_returned_weights():
         assert r["iwae"] == pytest.approx(float(torch.logsumexp(lw.flatten(), 0) - math.log(C * 10)), abs=1e-9)
         assert r["iwae"] > r["elbo"] + 1e-3
         assert sum(map(sum, r["normalised"])) == pytest.approx(1.0, abs=1e-9)
+        w = torch.tensor(r["normalised"], dtype=torch.float64)
+        assert r["ess"] == pytest.approx(float(1.0 / w.square().sum()), rel=1e-9)  # Kish's ESS of these weights
         assert 1.0 <= r["ess"] < C * 10
 
 
@@ -41,6 +43,9 @@ def test_same_seed_same_weights_and_bad_index_is_refused():
     lg = LinearGaussian()
     x = lg.sample(3, seed=1)
     model = lg.model("poe", mean_shift=0.5)
+    before = torch.random.get_rng_state()
+    importance_weights(model, x, 0, K=5, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)  # an explicit generator, never the global RNG
     assert importance_weights(model, x, 0, K=5, seed=4)["log_w"] == importance_weights(model, x, 0, K=5, seed=4)["log_w"]
     assert importance_weights(model, x, 0, K=5, seed=4)["log_w"] != importance_weights(model, x, 0, K=5, seed=5)["log_w"]
     with pytest.raises(ValueError, match="outside"):

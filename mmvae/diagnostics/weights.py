@@ -22,8 +22,9 @@ import math
 
 import torch
 
-from ..objectives import combine, log_weights
+from ..objectives import combine, effective_sample_size, log_weights
 from .likelihood import as_inputs
+from .rng import seeded_generator
 
 __all__ = ["importance_weights", "decode_latent"]
 
@@ -43,17 +44,15 @@ def importance_weights(model, data, index: int, K: int = 20, fusion: str | None 
         raise ValueError(f"index {index} is outside 0..{n - 1}")
     x = {k: v[int(index): int(index) + 1] for k, v in x.items()}  # (1, ...)
     fusion = fusion or model.fusion
-    with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        lw = log_weights(model, x, K, fusion, validate=False)  # (C, K, 1)
+    generator = seeded_generator(seed, model.device)  # never the global RNG
+    lw = log_weights(model, x, K, fusion, validate=False, generator=generator)  # (C, K, 1)
     C = lw.shape[0]
     elbo = combine(lw, "elbo")[0]  # mean over (c, k)
     iwae = combine(lw, "iwae", "tight")[0]  # logsumexp over (c, k) - log CK
     flat = lw[..., 0].double()  # (C, K)
     normalised = torch.softmax(flat.flatten(), 0).reshape(C, K)
     return {"log_w": flat.tolist(), "normalised": normalised.tolist(), "elbo": float(elbo), "iwae": float(iwae),
-            "ess": float(1.0 / (normalised ** 2).sum()), "K": int(K), "C": int(C), "fusion": fusion,
+            "ess": float(effective_sample_size(lw)[0]), "K": int(K), "C": int(C), "fusion": fusion,
             "log_CK": math.log(C * K)}
 
 
