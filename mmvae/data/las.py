@@ -58,12 +58,21 @@ def _read_las_cached(path: str, mtime: float, size: int, wrapped: bool):
         las = lasio.read(path, engine="normal" if wrapped else "numpy")
     except Exception as e:  # lasio raises many kinds of errors on garbage
         raise DataError(f"{path}: not a readable LAS file ({type(e).__name__}: {e})") from None
+    depth, data, units, depth_unit = las_arrays(las, path)
+    for a in (depth, *data.values()):
+        a.setflags(write=False)
+    return depth, data, units, depth_unit
+
+
+def las_arrays(las, where: str) -> tuple[np.ndarray, dict, dict, str]:
+    """(depth, {MNEMONIC: values}, {MNEMONIC: unit}, depth unit) of a parsed ``lasio.LASFile``,
+    with the file's NULL value and -999.25 as NaN; ``where`` names the file in errors."""
     curves = list(las.curves)
     if len(curves) < 2:
-        raise DataError(f"{path}: not a LAS file with log curves (found {len(curves)} curve(s))")
+        raise DataError(f"{where}: not a LAS file with log curves (found {len(curves)} curve(s))")
     depth = np.asarray(las.index, dtype=np.float64)
     if depth.ndim != 1 or depth.size == 0:
-        raise DataError(f"{path}: the LAS file has no data rows")
+        raise DataError(f"{where}: the LAS file has no data rows")
     data, units = {}, {}
     null = las.well["NULL"].value if "NULL" in las.well else -999.25
     for c in curves[1:]:
@@ -73,10 +82,8 @@ def _read_las_cached(path: str, mtime: float, size: int, wrapped: bool):
         except (TypeError, ValueError):
             pass
         a[np.isclose(a, -999.25)] = np.nan
-        a.setflags(write=False)
         data[c.mnemonic.upper()] = a
         units[c.mnemonic.upper()] = str(c.unit or "")
-    depth.setflags(write=False)
     return depth, data, units, str(curves[0].unit or "")
 
 

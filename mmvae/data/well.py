@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .dataset import DataError
-from .las import (_DENSITY, _P_SLOWNESS, _P_VELOCITY, _S_SLOWNESS, _S_VELOCITY, IMPEDANCE_UNIT, _density_g_cc,
+from .las import (_DENSITY, las_arrays, _P_SLOWNESS, _P_VELOCITY, _S_SLOWNESS, _S_VELOCITY, IMPEDANCE_UNIT, _density_g_cc,
                   _find, _velocity_km_s, read_las)
 
 __all__ = ["Well", "read_well", "las_curves", "split_by_depth", "find_wells", "SPLIT_NAMES"]
@@ -161,21 +161,7 @@ def _read_las_bytes(blob: bytes, where: str):
         las = lasio.read(io.StringIO(text), engine="normal" if wrapped else "numpy")  # lasio's numpy engine cannot read wrapped files
     except Exception as e:  # lasio raises many kinds of errors on garbage
         raise DataError(f"{where}: not a readable LAS file ({type(e).__name__}: {e})") from None
-    curves = list(las.curves)
-    if len(curves) < 2:
-        raise DataError(f"{where}: not a LAS file with log curves (found {len(curves)} curve(s))")
-    null = las.well["NULL"].value if "NULL" in las.well else -999.25
-    data, units = {}, {}
-    for c in curves[1:]:
-        a = np.asarray(c.data, dtype=np.float64).copy()
-        try:
-            a[np.isclose(a, float(null))] = np.nan
-        except (TypeError, ValueError):
-            pass
-        a[np.isclose(a, -999.25)] = np.nan
-        data[c.mnemonic.upper()] = a
-        units[c.mnemonic.upper()] = str(c.unit or "")
-    return np.asarray(las.index, dtype=np.float64), data, units, str(curves[0].unit or "")
+    return las_arrays(las, where)
 
 
 def _read_npz(src, where: str, name: str) -> Well:
