@@ -36,7 +36,7 @@ def __getattr__(name: str):  # ``state.ESTIMATORS`` imports mmvae only when a co
     raise AttributeError(name)
 
 
-ESTIMATOR_NAMES = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG (IWAE, low-noise gradients)",
+ESTIMATOR_NAMES = {"elbo": "ELBO", "iwae": "IWAE", "dreg": "DReG (IWAE, doubly reparameterised)",
                    "stl": "STL (sticking the landing)"}
 TRAIN_DATASETS = ("toy", "digits-halves", "digits-poly", "impedance", "wells")
 

@@ -184,7 +184,11 @@ def setup_controls(show_training: bool = True, key_prefix: str = "w_", skip: tup
         else:
             st.selectbox("Estimator", state.ESTIMATORS, format_func=ESTIMATOR_NAMES.get,
                          **links.bind("estimator", f"{key_prefix}estimator"),
-                         help="The training objective and its gradient estimator.")
+                         help="The training objective and its gradient estimator. ELBO and IWAE: plain "
+                              "reparameterised gradients. DReG: unbiased for IWAE(K); its encoder gradient's "
+                              "signal-to-noise ratio grows with K for a single-Gaussian posterior (PoE), not "
+                              "necessarily for MoE / MoPoE, where it keeps score terms. STL: trains the ELBO "
+                              "(unbiased) at K = 1 and is biased for IWAE(K) when K > 1.")
     with cols[3]:
         st.number_input(f"K (1-{MAX_K})", min_value=1, max_value=MAX_K, step=1, disabled="K" in hidden,
                         **links.bind("K", f"{key_prefix}K"),
