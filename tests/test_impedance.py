@@ -244,3 +244,40 @@ def test_predict_a_well_without_shear_sonic(trained, tmp_path, capsys):
     assert main(["predict", str(ckpt), "--data", path, "--out", str(tmp_path / "p.las")]) == 0
     las = lasio.read(str(tmp_path / "p.las"))
     assert "SI" not in las.keys() and np.isfinite(las["SI_P50"]).all()
+
+
+def test_uploaded_well_npz_is_refused_from_its_headers_before_loading(monkeypatch):
+    """A small compressed upload can declare gigabytes: the headers are checked before np.load
+    reads a byte of array data (np.load is never reached), and an honest file still loads."""
+    import io
+    import zipfile
+
+    from mmvae import limits
+    from mmvae.data import well as well_module
+
+    n = 300
+    depth = np.linspace(1000.0, 1000.0 + 0.15 * (n - 1), n)
+    ok = io.BytesIO()
+    np.savez(ok, depth=depth, AI=np.full(n, 6.0), SI=np.full(n, 3.0))
+    assert imp.read_well(ok.getvalue(), name="ok.npz").depth.shape == (n,)
+
+    bomb = io.BytesIO()  # 64 MB of zeros compress to ~64 KB
+    np.savez_compressed(bomb, depth=np.zeros(8_000_000), AI=np.zeros(n), SI=np.zeros(n))
+    assert len(bomb.getvalue()) < 200_000
+    loads = []
+    monkeypatch.setattr(well_module.np, "load", lambda *a, **k: loads.append(a) or pytest.fail("np.load reached"))
+    with limits.raised(max_data_bytes=16 * 2**20), pytest.raises(DataError, match="bomb.npz.*above the limit"):
+        imp.read_well(bomb.getvalue(), name="bomb.npz")
+
+    forged = io.BytesIO()  # a header that declares more than the entry holds
+    with zipfile.ZipFile(forged, "w") as z:
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+        z.writestr("depth.npy", head.getvalue() + b"\0" * 64)
+    with pytest.raises(DataError, match="forged.npz.*truncated or forged"):
+        imp.read_well(forged.getvalue(), name="forged.npz")
+    with pytest.raises(DataError, match="obj.npz.*object array"):
+        obj = io.BytesIO()
+        np.savez(obj, depth=np.array([{"a": 1}] * 3, dtype=object))
+        imp.read_well(obj.getvalue(), name="obj.npz")
+    assert loads == []

@@ -27,7 +27,7 @@ import numpy as np
 from .. import limits
 from ..errors import DataError
 
-__all__ = ["check_npz", "check_las", "check_dataset_options", "check_modality_name", "MODALITY_NAME"]
+__all__ = ["check_npz", "npz_headers", "check_las", "check_dataset_options", "check_modality_name", "MODALITY_NAME"]
 
 MODALITY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}")
 
@@ -73,57 +73,70 @@ def _read_npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(s) for s in shape), dtype
 
 
-def check_npz(path: str | os.PathLike) -> None:
-    """Validate an ``.npz`` file from its headers alone (see the module docstring)."""
-    path = os.fspath(path)
+def npz_headers(source, where: str, dataset: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each array's declared (shape, dtype) of an ``.npz`` given as a path or a binary file object,
+    read from the ``.npy`` headers alone (no array data is read), after refusing what could not be
+    loaded safely and boundedly: too many entries, entries that are not ``.npy`` arrays, repeated
+    keys, unreadable headers, object (pickled), complex or non-numeric dtypes, arrays that declare
+    more bytes than their zip entry holds, and a total float32 size above the data-size limit.
+    ``dataset``: also the rules of a dataset file (keys that can name a modality, at least 3
+    samples, at most (C, H, W) per sample)."""
     cap = limits.current()["max_data_bytes"]
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{where}: not a readable .npz file ({type(e).__name__}: {e})") from None
     total = 0
-    seen: set[str] = set()
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     with archive:
         infos = archive.infolist()
         if len(infos) > limits.MAX_ARRAYS:
-            raise DataError(f"{path}: holds {len(infos)} entries; at most {limits.MAX_ARRAYS} arrays are read")
+            raise DataError(f"{where}: holds {len(infos)} entries; at most {limits.MAX_ARRAYS} arrays are read")
         for info in infos:
             if not info.filename.endswith(".npy"):
-                raise DataError(f"{path}: entry {info.filename!r} is not a .npy array (save the file with numpy.savez)")
+                raise DataError(f"{where}: entry {info.filename!r} is not a .npy array (save the file with numpy.savez)")
             key = info.filename[:-4]
-            if key in seen:
-                raise DataError(f"{path}: array {key!r} appears twice")
-            seen.add(key)
-            if key != "labels":
-                check_modality_name(key, f"{path}: array key")
+            if key in headers:
+                raise DataError(f"{where}: array {key!r} appears twice")
+            if dataset and key != "labels":
+                check_modality_name(key, f"{where}: array key")
             try:
                 with archive.open(info) as f:
                     shape, dtype = _read_npy_header(f)
             except DataError:
                 raise
             except Exception as e:  # zlib.error, ValueError, SyntaxError, zipfile errors ...
-                raise DataError(f"{path}: array {key!r} has an unreadable .npy header ({type(e).__name__}: "
+                raise DataError(f"{where}: array {key!r} has an unreadable .npy header ({type(e).__name__}: "
                                 f"{str(e).splitlines()[0] if str(e) else ''})") from None
             problem = _dtype_problem(dtype)
             if problem:
-                raise DataError(f"{path}: array {key!r} {problem}")
-            if len(shape) == 0 or shape[0] == 0:
-                raise DataError(f"{path}: array {key!r} has no samples (shape {shape})")
-            if shape[0] < 3:
-                raise DataError(f"{path}: array {key!r} has {shape[0]} sample(s); at least 3 are needed "
-                                "(train, validation and test)")
-            if len(shape) - 1 > limits.RANGES["shape_axes"][1]:
-                raise DataError(f"{path}: array {key!r} has {len(shape)} axes; at most "
-                                f"{limits.RANGES['shape_axes'][1] + 1} (samples and up to (C, H, W)) are supported")
+                raise DataError(f"{where}: array {key!r} {problem}")
+            if dataset:
+                if len(shape) == 0 or shape[0] == 0:
+                    raise DataError(f"{where}: array {key!r} has no samples (shape {shape})")
+                if shape[0] < 3:
+                    raise DataError(f"{where}: array {key!r} has {shape[0]} sample(s); at least 3 are needed "
+                                    "(train, validation and test)")
+                if len(shape) - 1 > limits.RANGES["shape_axes"][1]:
+                    raise DataError(f"{where}: array {key!r} has {len(shape)} axes; at most "
+                                    f"{limits.RANGES['shape_axes'][1] + 1} (samples and up to (C, H, W)) are supported")
             count = math.prod(shape)
             declared = count * dtype.itemsize
             if declared > info.file_size:
-                raise DataError(f"{path}: array {key!r} declares shape {shape} ({declared:,} bytes) but its entry "
+                raise DataError(f"{where}: array {key!r} declares shape {shape} ({declared:,} bytes) but its entry "
                                 f"holds {info.file_size:,} bytes (truncated or forged)")
-            total += count * max(dtype.itemsize, 4)  # loaded as float32
+            total += count * max(dtype.itemsize, 4)  # loaded as float32 (or wider)
             if total > cap:
-                raise DataError(f"{path}: the arrays need {total / 2**30:.2f} GiB or more as float32, above the "
+                raise DataError(f"{where}: the arrays need {total / 2**30:.2f} GiB or more as float32, above the "
                                 f"limit of {cap / 2**30:.2f} GiB (raise it with --max-data-gb)")
+            headers[key] = (shape, dtype)
+    return headers
+
+
+def check_npz(path: str | os.PathLike) -> None:
+    """Validate a dataset ``.npz`` file from its headers alone (see the module docstring)."""
+    path = os.fspath(path)
+    npz_headers(path, path, dataset=True)
 
 
 def check_las(path: str | os.PathLike) -> None:

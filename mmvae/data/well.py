@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .dataset import DataError
+from .validate import npz_headers
 from .las import (_DENSITY, las_arrays, _P_SLOWNESS, _P_VELOCITY, _S_SLOWNESS, _S_VELOCITY, IMPEDANCE_UNIT, _density_g_cc,
                   _find, _velocity_km_s, read_las)
 
@@ -165,6 +166,9 @@ def _read_las_bytes(blob: bytes, where: str):
 
 
 def _read_npz(src, where: str, name: str) -> Well:
+    # declared sizes first (a small compressed upload can declare gigabytes): nothing is loaded
+    # before every header passed :func:`~mmvae.data.validate.npz_headers`
+    npz_headers(io.BytesIO(src) if isinstance(src, bytes) else src, where)
     try:
         with np.load(io.BytesIO(src) if isinstance(src, bytes) else src, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
