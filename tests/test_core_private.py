@@ -288,6 +288,14 @@ def test_cross_modal_generation_takes_the_target_w_from_r_never_its_posterior(pl
     assert (w.std(0) / r_scale - 1).abs().max() < 0.06
     own = w_of(model.generate(x, ["b"], n_samples=4000, generator=torch.Generator().manual_seed(1))["b"])
     assert (own.mean(0) - q_mean_b).abs().max() < 4 * 0.5 / math.sqrt(4000)
+    # decode_shared: w_b the mode of r_b, or a sample of r_b with a generator, or the w given
+    z = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    torch.testing.assert_close(w_of(model.decode_shared(z, ["b"])["b"]), torch.zeros(4000, dtype=torch.float64),
+                               atol=1e-10, rtol=0)
+    w = w_of(model.decode_shared(z, ["b"], generator=torch.Generator().manual_seed(3))["b"])
+    assert abs(w.std() / r_scale - 1) < 0.06 and abs(w.mean()) < 4 * r_scale / math.sqrt(4000)
+    given = torch.full((4000, 1), 0.7, dtype=torch.float64)
+    torch.testing.assert_close(w_of(model.decode_shared(z, ["b"], w={"b": given})["b"]), given[:, 0], atol=1e-10, rtol=0)
 
 
 def test_mixture_components_that_do_not_encode_x_b_ignore_it():
@@ -334,6 +342,7 @@ def test_private_checkpoint_round_trips_and_mismatches_are_caught(tmp_path):
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     for change, message in (({"private_dim": 3}, "do not fit"), ({"private_dim": 0}, "do not fit"),
                             ({"cross_private": "prior"}, "unexpected"), ({"private_dim": -1}, "private_dim"),
+                            ({"private_dim": 5000}, "private_dim must be from 0 to 1,024"),
                             ({"cross_private": "style"}, "cross_private")):
         config = {**json.loads(meta["config"]), **change}
         bad = tmp_path / "bad.safetensors"
