@@ -404,23 +404,24 @@ def _shared_class_data(n, seed):
 
 
 def test_private_latents_do_not_leak_the_shared_class():
-    """MoE with private latents of the style's size: a linear classifier reads the class from the
-    posterior means of z (> 0.9) but not from those of w_m (chance is 0.25). Without MMVAE+'s
-    cross-modal term (fusion='poe', or w_m taken from q(w_m | x_m) in every component) w_b reads
-    0.93 with this seed."""
+    """MoE, trained on the ELBO, with private latents of twice the style's size (room for the class
+    too): a linear classifier reads the class from the posterior means of z (> 0.9) but not from
+    those of w_m (0.33 and 0.34 here, seeds 1 and 2: <= 0.37; chance is 0.25). Without MMVAE+'s
+    cross-modal term, fusion='poe' (no term decodes x_b from another modality's z) or w_m from
+    q(w_m | x_m) in every component, w_m reads the class (0.996 and 1.0; 0.996 and 0.996)."""
     from sklearn.linear_model import LogisticRegression
 
     from mmvae import fit
 
     train, test = _shared_class_data(2000, 0), _shared_class_data(1000, 1)
     mods = [ModalityConfig(m, (8,), likelihood_scale=None, network={"type": "mlp", "hidden": [64]}) for m in "ab"]
-    model = build_model(ModelConfig(mods, latent_dim=2, fusion="moe", private_dim=2), seed=0)
+    model = build_model(ModelConfig(mods, latent_dim=2, fusion="moe", private_dim=4), seed=0)
     fit(model, train, test, estimator="elbo", K=4, epochs=20, batch_size=128, lr=3e-3, seed=0, device="cpu")
     with torch.no_grad():
         e_train, e_test = model.encode(train.modalities), model.encode(test.modalities)
     for i, m in enumerate(e_test.names):
         acc = {}
-        for part, cols in (("z", slice(0, 2)), ("w", slice(2, 4))):
+        for part, cols in (("z", slice(0, 2)), ("w", slice(2, 6))):
             clf = LogisticRegression(max_iter=1000).fit(e_train.loc[i, :, cols].numpy(), train.labels.numpy())
             acc[part] = clf.score(e_test.loc[i, :, cols].numpy(), test.labels.numpy())
-        assert acc["z"] > 0.9 and acc["w"] < 0.4, (m, acc)
+        assert acc["z"] > 0.9 and acc["w"] < 0.45, (m, acc)
