@@ -97,7 +97,8 @@ class ModelConfig:
 
 @dataclass
 class Experts:
-    """Unimodal expert parameters of the present modalities: loc and log_scale are (M, B, D)."""
+    """Unimodal expert parameters of the present modalities: loc and log_scale are (M, B, D + D_w),
+    the shared expert in the first D, the private posterior q(w_m | x_m) in the last D_w."""
 
     names: list[str]
     loc: Tensor
