@@ -256,6 +256,40 @@ def test_dreg_is_unbiased_for_the_iwae_gradient_with_private_latents(plg, fusion
     assert (g_iwae.abs() > 4 * s_iwae).sum() >= 5  # the test sees real gradients, not noise
 
 
+def test_laplace_moe_dreg_is_unbiased_with_private_latents():
+    torch.manual_seed(1)
+    model = tiny_model("moe", "laplace", n_modalities=2).double()
+    with torch.no_grad():
+        model.aux_log_scale.fill_(-0.4)
+    one = tiny_data(1, n_modalities=2)
+    x = {k: v.double().expand(N_COPIES, -1) for k, v in one.items()}
+    g_iwae, s_iwae = _encoder_grads(model, lambda: objective(model, x, "iwae", 3).loss)
+    g_dreg, s_dreg = _encoder_grads(model, lambda: objective(model, x, "dreg", 3).loss)
+    keep = (s_iwae > 0) | (s_dreg > 0)  # parameters of dead ReLU units have no gradient at this point
+    z = (g_dreg - g_iwae)[keep] / torch.sqrt(s_dreg**2 + s_iwae**2)[keep]
+    assert z.abs().max() < 4.0, z
+
+
+@pytest.mark.parametrize("estimator,K", [("dreg", 3), ("elbo", 1)])
+def test_mopoe_subsampling_is_unbiased_with_private_latents(plg, estimator, K):
+    """One of the three MoPoE components per data point: the mean gradient (encoders and r_m) and
+    the mean value match the full looser bound's."""
+    torch.manual_seed(5)
+    model = plg.model("mopoe", cross_private="auxiliary", shift=0.3)
+    with torch.no_grad():
+        model.aux_log_scale.fill_(math.log(0.6))
+    x = {k: v.expand(N_COPIES, -1) for k, v in plg.sample(1, seed=7).items()}
+    full = "elbo" if estimator == "elbo" else "iwae"
+    g_full, s_full = _encoder_grads(model, lambda: objective(model, x, full, K, bound="looser").loss)
+    g_sub, s_sub = _encoder_grads(model, lambda: objective(model, x, estimator, K, bound="looser", subsample=1).loss)
+    assert ((g_sub - g_full) / torch.sqrt(s_sub**2 + s_full**2)).abs().max() < 4.0
+    with torch.no_grad():
+        v_full = torch.stack([objective(model, x, full, K, bound="looser").value.mean() for _ in range(20)])
+        v_sub = torch.stack([objective(model, x, estimator, K, bound="looser", subsample=1).value.mean()
+                             for _ in range(20)])
+    assert abs(v_sub.mean() - v_full.mean()) < 4 * math.sqrt(v_sub.var() / 20 + v_full.var() / 20)
+
+
 # ------------------------------------------------------------------ the cross-modal path
 def test_cross_modal_generation_takes_the_target_w_from_r_never_its_posterior(plg):
     """Decoders are linear, x_b = A_b z + B_b w_b + b_b with B_b orthogonal to A_b, so projecting a
