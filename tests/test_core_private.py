@@ -61,6 +61,21 @@ def test_shapes_and_finite_gradients_for_every_fusion_and_estimator(latent, fusi
     assert model.sample_prior(3, generator=torch.Generator().manual_seed(0))["c"].shape == (3, 5)
 
 
+@pytest.mark.parametrize("fusion", ["poe", "mopoe"])
+def test_noise_drawn_beforehand_covers_u(fusion):
+    """A compiled step is given its noise (T, K, B, total_dim) from objective_noise: the same
+    objective as drawing it inside from the same generator."""
+    from mmvae.objectives import objective_noise
+
+    model = tiny_model(fusion)
+    x = tiny_data()
+    noise = objective_noise(model, 3, 2, 4, generator=torch.Generator().manual_seed(0))
+    assert noise.shape == ({"poe": 4, "mopoe": 7}[fusion], 2, 4, model.total_dim)
+    a = objective(model, x, "dreg", 2, noise=noise)
+    b = objective(model, x, "dreg", 2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.log_weights, b.log_weights, rtol=0, atol=0)
+
+
 def test_private_dim_zero_is_the_model_without_private_latents():
     """The option off changes nothing: same weights from the same seed, same objective."""
     mods = [ModalityConfig(n, (5,), network={"type": "mlp", "hidden": [8]}) for n in "abc"]
