@@ -82,6 +82,10 @@ def test_private_dim_zero_is_the_model_without_private_latents():
     old = build_model(ModelConfig(mods, latent_dim=2, fusion="mopoe"), seed=3)
     new = tiny_model("mopoe", private_dim=0, seed=3)
     assert "aux_log_scale" not in dict(new.named_parameters())
+    # one modality: every component encodes it, r_m is never used and nothing unused is learned
+    # (DistributedDataParallel refuses parameters without gradients)
+    one = tiny_model("moe", n_modalities=1)
+    assert "aux_log_scale" not in dict(one.named_parameters()) and one.aux_log_scales().shape == (1, 2)
     x = tiny_data()
     a = objective(old, x, "dreg", 3, generator=torch.Generator().manual_seed(0))
     b = objective(new, x, "dreg", 3, generator=torch.Generator().manual_seed(0))
