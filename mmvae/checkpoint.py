@@ -352,6 +352,8 @@ def check_config(config: object) -> ModelConfig:
     limits.check_int("modalities", len(mods), "the number of modalities")
     if "latent_dim" in d:
         d["latent_dim"] = limits.check_int("latent_dim", d["latent_dim"], "latent_dim")
+    if "private_dim" in d:  # absent in checkpoints written before private latents: 0
+        d["private_dim"] = limits.check_int("private_dim", d["private_dim"], "private_dim")
     if d.get("fusion") == "mopoe":
         limits.check_int("mopoe_modalities", len(mods), "the number of modalities of a MoPoE model")
     checked = []

@@ -19,7 +19,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import limits
-from .distributions import LATENT_FAMILIES, LIKELIHOODS
+from .distributions import CROSS_PRIVATE, LATENT_FAMILIES, LIKELIHOODS
 from .errors import ConfigError, TrainingError
 from .fusion import FUSIONS
 from .networks import NETWORK_TYPES
@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-K", "--K", type=_positive_int, default=1, dest="K", help="importance samples per component (default: 1)")
     t.add_argument("--bound", choices=BOUNDS, default="tight", help="stratified mixture bound for moe/mopoe (default: tight)")
     t.add_argument("--latent-dim", type=_positive_int, default=2, help="latent dimension D (default: 2)")
+    t.add_argument("--private-dim", type=int, default=0, metavar="D_W",
+                   help="private latent w_m of this size for every modality beside the shared z (MMVAE+); "
+                        "0: none (default: 0)")
+    t.add_argument("--cross-private", choices=CROSS_PRIVATE, default="auxiliary",
+                   help="where a posterior component does not encode modality m (and for cross-modal generation), "
+                        "w_m comes from MMVAE+'s auxiliary prior with a learned scale (auxiliary) or the prior "
+                        "(prior) (default: auxiliary)")
     t.add_argument("--latent", choices=LATENT_FAMILIES, default="gaussian",
                    help="prior and posterior family; laplace works with --fusion moe (default: gaussian)")
     t.add_argument("--network", choices=("auto",) + NETWORK_TYPES, default="auto",
@@ -246,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Options added to the parser built above (so the argument lines stay as they are): limits and
 # --debug on every subcommand, the documented range of each capped option in its help.
-RANGE_HELP = {"K": "K", "latent_dim": "latent_dim", "hidden": "hidden", "channels": "channels",
+RANGE_HELP = {"K": "K", "latent_dim": "latent_dim", "private_dim": "private_dim", "hidden": "hidden", "channels": "channels",
               "eval_K": "eval_K", "n_samples": "n_samples"}
 
 
@@ -323,6 +330,7 @@ def _check_ints(args: argparse.Namespace, table: Sequence[tuple[str, str, str]])
 def validate_train(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before the data is read."""
     _check_ints(args, [("K", "-K", "K"), ("latent_dim", "--latent-dim", "latent_dim"),
+                       ("private_dim", "--private-dim", "private_dim"),
                        ("eval_K", "--eval-K", "eval_K"), ("hidden", "--hidden", "hidden"),
                        ("channels", "--channels", "channels"), ("epochs", "--epochs", "epochs"),
                        ("batch_size", "--batch-size", "batch_size")])
@@ -387,7 +395,7 @@ def check_training_size(config, batch_size: int, K: int, eval_K: int) -> None:
                           "(use smaller --hidden / --channels / --latent-dim, or raise --max-parameters)")
     M = len(config.modalities)
     components = {"poe": M + 1, "moe": M, "mopoe": 2**M - 1}[config.fusion]
-    per_sample = config.latent_dim
+    per_sample = config.latent_dim + M * config.private_dim
     for m in config.modalities:
         hidden = m.network.get("hidden", [128, 128])
         hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden] + list(m.network.get("channels", [16, 32]))
@@ -464,6 +472,8 @@ def _train_in(args: argparse.Namespace, dist) -> int:
     options = dict(args.data_option)
     data = args.data or ["toy"]
     if _is_well_data(data, options):
+        if args.private_dim:
+            raise ConfigError("--private-dim is not available for impedance wells (their model has a shared latent only)")
         return _train_wells(args, data, options)
     if len(data) > 1:
         raise ValueError("several --data are for impedance wells (.las or well .npz files) only")
@@ -484,7 +494,8 @@ def _train_in(args: argparse.Namespace, dist) -> int:
         else:
             network["channels"] = args.channels or [16, 32]
             network["hidden"] = (args.hidden or [128])[0]
-    config = config_for_specs(specs, args.latent_dim, args.latent, args.fusion, network, args.likelihood_scale)
+    config = config_for_specs(specs, args.latent_dim, args.latent, args.fusion, network, args.likelihood_scale,
+                              args.private_dim, args.cross_private)
     weights = dict(args.weight)
     unknown = set(weights) - {m.name for m in config.modalities}
     if unknown:

@@ -25,6 +25,9 @@ from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution, La
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 LATENT_FAMILIES = ("gaussian", "laplace")
+# r_m, the distribution of a private latent w_m where a posterior component does not encode x_m
+# (MMVAE+, Palumbo et al. 2023): the prior itself, or the auxiliary prior with a learned scale
+CROSS_PRIVATE = ("auxiliary", "prior")
 LIKELIHOODS = ("gaussian", "laplace", "bernoulli", "continuous_bernoulli")
 
 # log-scales are clamped to this range before exponentiating: exp(+-30) is finite in float32

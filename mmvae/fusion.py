@@ -18,6 +18,16 @@ With Laplace latents there is no closed-form product: ``poe`` and ``mopoe`` of t
 modalities raise a :class:`FusionError` (of one modality they are that expert), and ``moe`` uses
 each expert as the unimodal posterior (as MMVAE does).
 
+**Private latents** (MMVAE+, Palumbo, Daunhawer & Vogt 2023): with ``private_dim`` D_w > 0 the
+latent is u = [z | w_1 | ... | w_M] and every component c (subset S_c) is factorised over u:
+
+    q_c(u) = q_c(z) prod_{m in S_c} q(w_m | x_m) prod_{m not in S_c} r_m(w_m),
+
+the shared z fused as above, w_m from its own posterior when x_m is in the subset, else from r_m
+(the prior, or MMVAE+'s auxiliary prior with a learned scale). :func:`private_components` builds
+the w part; the mixture is still the uniform mixture of these components, so its density, the
+samplers and every estimator work over u unchanged.
+
 A :class:`Posterior` is always the uniform mixture of its components (one component: a single
 distribution). How the objectives use it (MVAE's sum of subset terms, the stratified mixture
 bounds) is :mod:`mmvae.objectives`' business. This module keeps no state: subset masks are built
@@ -81,6 +91,24 @@ def product_of_experts(loc: Tensor, log_scale: Tensor, mask: Tensor) -> tuple[Te
     weights = torch.softmax(masked, dim=1)
     fused_loc = (weights * locs.unsqueeze(0)).sum(1)
     return fused_loc, -0.5 * log_prec_total
+
+
+def private_components(mask: Tensor, w_loc: Tensor, w_log_scale: Tensor, r_log_scale: Tensor
+                       ) -> tuple[Tensor, Tensor]:
+    """The private part of every component over u: w_m ~ q(w_m | x_m) where ``mask[c, m]``, else
+    w_m ~ r_m = family(0, exp(r_log_scale_m)).
+
+    ``mask``: (C, M) bool, modalities in model order; ``w_loc``, ``w_log_scale``: (M, B, D_w), the
+    posteriors q(w_m | x_m) (rows of modalities no component encodes are not read); ``r_log_scale``:
+    (M, D_w). Returns loc and log_scale (C, B, M * D_w), modality m in columns m D_w .. (m+1) D_w.
+    """
+    C, M = mask.shape
+    _, B, Dw = w_loc.shape
+    keep = mask[:, :, None, None]  # (C, M, 1, 1)
+    loc = torch.where(keep, w_loc.unsqueeze(0), w_loc.new_zeros(()))  # (C, M, B, Dw)
+    log_scale = torch.where(keep, w_log_scale.unsqueeze(0), r_log_scale[None, :, None, :].to(w_log_scale.dtype))
+    return (loc.transpose(1, 2).reshape(C, B, M * Dw),  # (C, B, M*Dw)
+            log_scale.transpose(1, 2).reshape(C, B, M * Dw))
 
 
 @dataclass

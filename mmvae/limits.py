@@ -29,6 +29,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "eval_Ks": (1, 100_000),           # each K of `evaluate --K`
     "n_samples": (1, 100_000),         # importance samples per point for log-likelihoods
     "latent_dim": (1, 1_024),
+    "private_dim": (0, 1_024),         # private latent size per modality (MMVAE+; 0: none)
     "hidden": (1, 16_384),             # width of one hidden layer
     "hidden_layers": (0, 16),          # number of hidden layers of an MLP (0: a linear map)
     "channels": (1, 4_096),            # channels of one conv layer

@@ -3,13 +3,15 @@
 Contract (any ``torch.nn.Module`` that keeps it can be plugged in):
 
 * an **encoder** for modality m takes ``x`` of shape ``(B, *shape_m)`` and returns a tuple
-  ``(loc, log_scale)``, each ``(B, D)``: the location and log-scale of its Gaussian (or Laplace)
-  *expert*. With Gaussian latents the unimodal posterior is the product of this expert and the
-  prior, q(z | x_m) ∝ p(z) q~(z | x_m) (Wu & Goodman 2018, eq. 4); with Laplace latents the expert
-  is the posterior itself (Shi et al. 2019).
-* a **decoder** for modality m takes ``z`` of shape ``(N, D)`` and returns ``(N, *shape_m)``: the
-  location parameter of the likelihood (the mean of a Gaussian or Laplace, the logits of a
-  Bernoulli or continuous Bernoulli).
+  ``(loc, log_scale)``, each ``(B, D + D_w)``: the first D are the location and log-scale of its
+  Gaussian (or Laplace) *expert* over the shared z. With Gaussian latents the unimodal posterior is
+  the product of this expert and the prior, q(z | x_m) ∝ p(z) q~(z | x_m) (Wu & Goodman 2018,
+  eq. 4); with Laplace latents the expert is the posterior itself (Shi et al. 2019). The last D_w
+  (``private_dim``, 0 unless the model has private latents) are the posterior q(w_m | x_m) of
+  the modality's private latent itself (MMVAE+, Palumbo et al. 2023), not an expert.
+* a **decoder** for modality m takes ``cat(z, w_m)`` of shape ``(N, D + D_w)`` and returns
+  ``(N, *shape_m)``: the location parameter of the likelihood (the mean of a Gaussian or Laplace,
+  the logits of a Bernoulli or continuous Bernoulli).
 
 Built-in families, chosen by a small spec dict (sizes are options):
 ``{"type": "mlp", "hidden": [128, 128]}``, ``{"type": "conv1d", "channels": [16, 32], "hidden": 128}``
@@ -37,8 +39,9 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def expert_output(h: Tensor, latent_dim: int, prior_product: bool) -> tuple[Tensor, Tensor]:
-    """Split a network's ``2 * latent_dim`` outputs (a, b) into an expert's (loc, log_scale).
+def expert_output(h: Tensor, latent_dim: int, prior_product: bool, private_dim: int = 0) -> tuple[Tensor, Tensor]:
+    """Split a network's ``2 * (latent_dim + private_dim)`` outputs (a, b) into an expert's
+    (loc, log_scale), each (B, latent_dim + private_dim).
 
     ``prior_product=False`` (Laplace latents: the expert is the posterior): loc = a,
     log_scale = b / 2. ``prior_product=True`` (Gaussian latents, where the unimodal posterior is
@@ -48,26 +51,38 @@ def expert_output(h: Tensor, latent_dim: int, prior_product: bool) -> tuple[Tens
     expert directly makes "expert = nothing, posterior = prior" an absorbing state (the mean's
     gradient is scaled by precision / (1 + precision)): on the digits with the ELBO the latent
     collapsed completely (KL 0.00 nats), with this parameterisation it does not (KL 2.0).
+
+    The last ``private_dim`` pairs parameterise the private posterior q(w_m | x_m) directly:
+    N(a, sigmoid(b)) like the unimodal posterior of z above (log_scale = -softplus(-b) / 2), or,
+    for Laplace latents, loc = a and log_scale = b / 2.
     """
-    a, b = h[:, :latent_dim], h[:, latent_dim:]
+    n = latent_dim + private_dim
+    a, b = h[:, :latent_dim], h[:, n:n + latent_dim]  # (B, D) each: the shared expert
     if not prior_product:
-        return a, 0.5 * b
-    b = b.clamp(-30.0, 30.0)
-    return a * torch.exp(F.softplus(b)), 0.5 * b
+        loc, log_scale = a, 0.5 * b
+    else:
+        b = b.clamp(-30.0, 30.0)
+        loc, log_scale = a * torch.exp(F.softplus(b)), 0.5 * b
+    if not private_dim:
+        return loc, log_scale
+    a_w, b_w = h[:, latent_dim:n], h[:, n + latent_dim:]  # (B, D_w) each: q(w_m | x_m)
+    w_log_scale = -0.5 * F.softplus(-b_w) if prior_product else 0.5 * b_w
+    return torch.cat([loc, a_w], -1), torch.cat([log_scale, w_log_scale], -1)
 
 
 class MLPEncoder(nn.Module):
-    """Flatten, then an MLP to ``2 * latent_dim`` outputs, read by :func:`expert_output`."""
+    """Flatten, then an MLP to ``2 * (latent_dim + private_dim)`` outputs, read by :func:`expert_output`."""
 
     def __init__(self, shape: Sequence[int], latent_dim: int, hidden: Sequence[int] = (128, 128),
-                 prior_product: bool = True) -> None:
+                 prior_product: bool = True, private_dim: int = 0) -> None:
         super().__init__()
-        self.net = _mlp([math.prod(shape), *hidden, 2 * latent_dim])
+        self.net = _mlp([math.prod(shape), *hidden, 2 * (latent_dim + private_dim)])
         self.latent_dim = latent_dim
+        self.private_dim = private_dim
         self.prior_product = prior_product
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return expert_output(self.net(x.flatten(1)), self.latent_dim, self.prior_product)
+        return expert_output(self.net(x.flatten(1)), self.latent_dim, self.prior_product, self.private_dim)
 
 
 class MLPDecoder(nn.Module):
@@ -93,9 +108,11 @@ def _as_channels(shape: Sequence[int], spatial: int) -> tuple[int, ...]:
 
 
 class _ConvEncoder(nn.Module):
-    def __init__(self, shape, latent_dim, channels, hidden, spatial: int, prior_product: bool = True) -> None:
+    def __init__(self, shape, latent_dim, channels, hidden, spatial: int, prior_product: bool = True,
+                 private_dim: int = 0) -> None:
         super().__init__()
         self.prior_product = prior_product
+        self.private_dim = private_dim
         self.in_shape = _as_channels(shape, spatial)
         conv = nn.Conv1d if spatial == 1 else nn.Conv2d
         layers: list[nn.Module] = []
@@ -106,12 +123,12 @@ class _ConvEncoder(nn.Module):
         self.conv = nn.Sequential(*layers)
         with torch.no_grad():
             n_flat = self.conv(torch.zeros(1, *self.in_shape)).numel()
-        self.head = _mlp([n_flat, hidden, 2 * latent_dim])
+        self.head = _mlp([n_flat, hidden, 2 * (latent_dim + private_dim)])
         self.latent_dim = latent_dim
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.head(torch.relu(self.conv(x.reshape(x.shape[0], *self.in_shape)).flatten(1)))
-        return expert_output(h, self.latent_dim, self.prior_product)
+        return expert_output(h, self.latent_dim, self.prior_product, self.private_dim)
 
 
 class _ConvDecoder(nn.Module):
@@ -148,8 +165,9 @@ class Conv1dEncoder(_ConvEncoder):
     """Strided 1-D convolutions (kernel 3, stride 2) then an MLP head; for logs and traces."""
 
     def __init__(self, shape, latent_dim: int, channels: Sequence[int] = (16, 32), hidden: int = 128,
-                 prior_product: bool = True) -> None:
-        super().__init__(shape, latent_dim, channels, hidden, spatial=1, prior_product=prior_product)
+                 prior_product: bool = True, private_dim: int = 0) -> None:
+        super().__init__(shape, latent_dim, channels, hidden, spatial=1, prior_product=prior_product,
+                         private_dim=private_dim)
 
 
 class Conv1dDecoder(_ConvDecoder):
@@ -163,8 +181,9 @@ class Conv2dEncoder(_ConvEncoder):
     """Strided 2-D convolutions then an MLP head; for small images."""
 
     def __init__(self, shape, latent_dim: int, channels: Sequence[int] = (16, 32), hidden: int = 128,
-                 prior_product: bool = True) -> None:
-        super().__init__(shape, latent_dim, channels, hidden, spatial=2, prior_product=prior_product)
+                 prior_product: bool = True, private_dim: int = 0) -> None:
+        super().__init__(shape, latent_dim, channels, hidden, spatial=2, prior_product=prior_product,
+                         private_dim=private_dim)
 
 
 class Conv2dDecoder(_ConvDecoder):
@@ -210,11 +229,12 @@ def reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
 
 def build_networks(
     spec: Mapping, shape: Sequence[int], latent_dim: int, prior_product: bool = True,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, private_dim: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Build the (encoder, decoder) pair that ``spec`` names, for one modality
-    (``prior_product``: see :func:`expert_output`). With a ``generator`` the weights are drawn
-    from it alone (the layers are built on the meta device, so the global RNG is not touched)."""
+    (``prior_product``: see :func:`expert_output`; ``private_dim``: D_w, the encoder's extra
+    outputs for q(w_m | x_m) and the decoder's extra inputs). With a ``generator`` the weights are
+    drawn from it alone (the layers are built on the meta device, so the global RNG is not touched)."""
     kind = spec.get("type", "mlp")
     if kind not in _BUILDERS:
         raise ValueError(f"unknown network type {kind!r}; choose one of: {', '.join(NETWORK_TYPES)} "
@@ -224,10 +244,14 @@ def build_networks(
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} network; allowed: {list(allowed)}")
     kwargs = {k: (tuple(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in spec.items() if k != "type"}
+    def build():
+        return (enc_cls(shape, latent_dim, prior_product=prior_product, private_dim=private_dim, **kwargs),
+                dec_cls(shape, latent_dim + private_dim, **kwargs))
+
     if generator is None:
-        return enc_cls(shape, latent_dim, prior_product=prior_product, **kwargs), dec_cls(shape, latent_dim, **kwargs)
+        return build()
     with torch.device("meta"):
-        nets = enc_cls(shape, latent_dim, prior_product=prior_product, **kwargs), dec_cls(shape, latent_dim, **kwargs)
+        nets = build()
     for net in nets:
         net.to_empty(device=generator.device)
         reset_parameters(net, generator)

@@ -44,6 +44,22 @@ sum_s omega_s d log p_theta(x | z_s) / d theta with omega_s = d bound / d log w_
         - sum_{j != c} omega r_j d log q_j(z)/dphi |_z,
 
   which is exactly unbiased for the IWAE gradient and equals Tucker's DReG when C = 1 (r_c = 1).
+
+**Private latents** (MMVAE+, Palumbo, Daunhawer & Vogt 2023). With ``private_dim`` > 0 the latent
+is u = [z | w_1 .. w_M], p(u) the standard prior over all of it, and every component of q is
+factorised over u (:mod:`mmvae.fusion`): w_m ~ q(w_m | x_m) where the component encodes x_m, else
+w_m ~ r_m. Everything above holds with z replaced by u, unchanged: the log-weights
+log w = log p(u) + sum_m lambda_m log p(x_m | z, w_m) - log q(u | x) are weighed against the
+full mixture density over u, so every bound is a valid bound on log p(x) and DReG / STL keep
+their properties (``tests/test_core_private.py`` checks DReG against IWAE). A component that
+does not encode x_m still reconstructs it (MoE, MoPoE), from its own z and w_m ~ r_m: MMVAE+'s
+cross-modal term, which pushes what the modalities share into z. Its weight also holds
+log p(w_m) - log r_m(w_m), whose mean over r_m is -KL(r_m || p(w_m)): this term is part of the
+bound here, while the MMVAE+ code (and multivae's port) leaves it out, so their objective is not a
+bound on log p(x) when r_m differs from the prior. In MVAE's subset terms (PoE) the unimodal term
+of x_m does not reconstruct x_n, so w_n (n != m) contributes only log p(w_n) - log r_n(w_n):
+exactly 0 with ``cross_private="prior"``, and -KL(r_n || p) on average with ``"auxiliary"``
+(it pulls r_n to the prior; nothing else in PoE's objective trains r_n).
 """
 from __future__ import annotations
 
@@ -261,11 +277,14 @@ def mvae_terms(model: MultimodalVAE, x: Mapping[str, Tensor], validate: bool = T
         raise FusionError("MVAE's terms are products of experts, and a product of Laplace experts has no closed "
                           "form; use fusion='moe' with Laplace latents, or latent='gaussian'")
     experts = model.encode(x, validate)
-    names, (M, B, D) = experts.names, experts.loc.shape
+    names, (M, B, _), Dz, D = experts.names, experts.loc.shape, model.latent_dim, model.total_dim
     T = 1 + M if M > 1 else 1
     full = torch.ones(1, M, dtype=torch.bool, device=experts.loc.device)
     mask = torch.cat([full, torch.eye(M, dtype=torch.bool, device=full.device)]) if M > 1 else full  # (T, M)
-    loc, log_scale = product_of_experts(experts.loc, experts.log_scale, mask)  # (T, B, D)
+    loc, log_scale = product_of_experts(experts.loc[..., :Dz], experts.log_scale[..., :Dz], mask)  # (T, B, Dz)
+    if model.private_dim:  # [z | w_1 .. w_M]: w_m from q(w_m | x_m) in the terms that fuse x_m, else r_m
+        w_loc, w_log_scale = model.private_part(experts, mask)  # (T, B, M_model * Dw)
+        loc, log_scale = torch.cat([loc, w_loc], -1), torch.cat([log_scale, w_log_scale], -1)  # (T, B, D)
     post = Posterior(model.family, loc.reshape(1, T * B, D), log_scale.reshape(1, T * B, D), [tuple(names)])
 
     def log_p(z: Tensor) -> Tensor:  # (1, K, T*B, D) -> (1, K, T*B)
@@ -301,7 +320,7 @@ def objective_noise(model: MultimodalVAE, n_modalities: int, K: int, batch_size:
     """Standard noise (T, K, B, D) for :func:`objective` (from ``generator``, the global RNG when None)."""
     param = next(model.parameters())
     T = noise_slots(fusion or model.fusion, n_modalities, subsample)
-    return standard_noise(model.family, (K, T, batch_size, model.latent_dim), param.dtype, param.device,
+    return standard_noise(model.family, (K, T, batch_size, model.total_dim), param.dtype, param.device,
                           generator).transpose(0, 1)
 
 
@@ -373,7 +392,7 @@ def objective(
         post, log_p, T = mvae_terms(model, x, validate)
         B = post.batch_size // T
         if noise is None:  # drawn as objective_noise draws it: (K, T, B, D)
-            eps = standard_noise(post.family, (1, K, T * B, model.latent_dim), post.loc.dtype, post.loc.device,
+            eps = standard_noise(post.family, (1, K, T * B, model.total_dim), post.loc.dtype, post.loc.device,
                                  generator)
         else:
             eps = noise.transpose(0, 1).reshape(1, K, T * B, -1)  # (T, K, B, D) -> (1, K, T*B, D)
