@@ -82,8 +82,9 @@ _TEMPLATE = r"""<!doctype html><html><head><meta charset="utf-8"><title>__TITLE_
 </style></head><body>
 <script id="data" type="application/json">__DATA__</script>
 <div id="readout"></div>
-<div id="wrap"><canvas id="plane" width="360" height="360" tabindex="0"
-  aria-label="latent plane: drag the marker, or click and use the arrow keys"></canvas><div id="panels"></div></div>
+<div id="wrap"><div><canvas id="plane" width="360" height="360" tabindex="0"
+  aria-label="latent plane: drag the marker, or click and use the arrow keys"></canvas>
+  <div id="legend" class="note" style="max-width:360px"></div></div><div id="panels"></div></div>
 <script>
 (function(){
 const D = JSON.parse(document.getElementById('data').textContent);
@@ -168,6 +169,11 @@ function drawPanel(view, vals){
     cap.textContent = nb + ' entries';
   }
 }
+const legend = document.getElementById('legend'), used = [...new Set(D.points.c)].sort((a, b) => a - b);
+used.forEach(c => {const sw = document.createElement('span'); sw.textContent = '\u25CF ';
+  sw.style.color = D.colors[((c % D.colors.length) + D.colors.length) % D.colors.length];
+  const t = document.createElement('span'); t.textContent = (D.labels[c] !== undefined ? D.labels[c] : String(c)) + '  ';
+  legend.appendChild(sw); legend.appendChild(t);});
 const readout = document.getElementById('readout');
 function update(nz){
   z = [Math.max(lo, Math.min(hi, nz[0])), Math.max(lo, Math.min(hi, nz[1]))];
