@@ -65,7 +65,8 @@ def new_page(browser, errors: list):
 
 
 def assert_clean(page, errors: list, where: str) -> None:
-    """No exception box, no error box, no JavaScript error, and the sidebar is still there."""
+    """No exception box, no error box, no dead websocket, no JavaScript error, and the sidebar is
+    still there."""
     wait_idle(page)
     page.get_by_text("Quick analyses").first.wait_for(timeout=90_000)  # the sidebar is drawn after the page
     wait_idle(page)
@@ -73,6 +74,7 @@ def assert_clean(page, errors: list, where: str) -> None:
     assert exc.count() == 0, f"{where}: {exc.first.inner_text()[:800]}"
     err = page.locator("[data-testid='stAlertContentError']")
     assert err.count() == 0, f"{where}: {err.first.inner_text()[:800]}"
+    assert page.get_by_text("Connection error").count() == 0, f"{where}: the websocket died"
     assert not errors, f"{where}: {errors}"
 
 
