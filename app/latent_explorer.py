@@ -18,9 +18,9 @@ import json
 
 import numpy as np
 
+from app.figures import PALETTE  # the classes' colours, as on every other chart
+
 MAX_POINTS = 1000
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999",
-           "#882255"]
 
 
 def payload(grid: dict, specs: dict, points=None, labels=None, label_names=None, axis_names=("z1", "z2"),
