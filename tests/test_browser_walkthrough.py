@@ -27,6 +27,11 @@ import pytest
 
 from tests.app_server import ARTIFACTS, CHROMIUM, launch, streamlit_server, wait_idle
 
+try:
+    from playwright.sync_api import Error as PlaywrightError
+except ImportError:  # the tests skip without playwright
+    PlaywrightError = Exception
+
 pytestmark = pytest.mark.browser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,10 +159,17 @@ class Walk:
     def exercise(self, c: dict) -> bool:
         """Change the control; False if it is gone (an earlier change replaced it: the next round
         collects what replaced it)."""
-        el = self.locate(c)
-        if el.count() == 0 or not el.is_visible():
-            return False
-        el.scroll_into_view_if_needed()
+        for attempt in range(2):
+            el = self.locate(c)
+            if el.count() == 0 or not el.is_visible():
+                return False
+            try:
+                el.scroll_into_view_if_needed()
+                break
+            except PlaywrightError:  # redrawn between finding and scrolling: find it again
+                if attempt:
+                    raise
+                self.settle()
         getattr(self, "do_" + c["kind"][2:].lower())(el, c)
         return True
 
@@ -295,14 +307,29 @@ class Walk:
             tabs.nth(i).click()
 
     def do_plotlychart(self, el, c) -> None:
+        """Click a data point. On a chart that selects points (plotly's clickmode has "select"),
+        the page must change: a selection that does nothing is a control that does nothing."""
         points = el.locator(".scatterlayer .trace .points path")
-        if points.count() == 0:
-            return
-        for i in range(min(points.count(), 6)):
-            box = points.nth(i).bounding_box()
+        selects = el.evaluate("e => (e.querySelector('.js-plotly-plot')._fullLayout.clickmode || '')"
+                              ".includes('select')")
+        main = self.page.get_by_test_id("stMain")
+        self.page.mouse.move(1, 1)
+        before = main.inner_text()
+        for i in range(3, min(points.count(), 12)):  # not the first points: one of them may be selected already
+            point = points.nth(i)
+            point.scroll_into_view_if_needed()
+            box = point.bounding_box()
             if box and box["width"] > 0:
                 self.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-                return
+                break
+        else:
+            assert not selects, f"{self.where}: no point to click on a chart that selects points"
+            return
+        if selects:
+            self.check()
+            self.page.mouse.move(1, 1)  # no hover label: it would count as a change
+            self.page.wait_for_function("!document.querySelector('.hoverlayer .hovertext')", timeout=5_000)
+            assert main.inner_text() != before, f"{self.where}: a click on a point changed nothing"
 
     def do_customcomponentv1(self, el, c) -> None:
         box = el.bounding_box()
@@ -373,8 +400,8 @@ def test_every_control_on_every_page(app):
     page.goto(f"{url}/?epochs=1")  # Play and Compare's training: one epoch each
     page.get_by_test_id("stSidebarNav").wait_for(timeout=90_000)
     w.check()
-    nav = [t.strip().splitlines()[-1].strip() for t in page.get_by_test_id("stSidebarNav").locator("a").all_inner_texts()
-           if t.strip()]  # a link's text is its icon's name, then its title
+    links = page.get_by_test_id("stSidebarNav").locator("a").all_inner_texts()
+    nav = [t.strip().splitlines()[-1].strip() for t in links if t.strip()]  # a link's text: its icon's name, its title
     assert len(nav) >= 8, nav
     t0 = time.monotonic()
     report = {}
@@ -417,7 +444,10 @@ def test_drag_the_latent_marker_and_every_modality_is_decoded_live(app):
     assert box is not None
     # the plane's drawing area is the canvas less a 34-pixel margin (of 360) on each side
     m = 34 / 360 * box["width"]
-    at = lambda fx, fy: (box["x"] + m + fx * (box["width"] - 2 * m), box["y"] + m + fy * (box["height"] - 2 * m))  # noqa: E731
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return box["x"] + m + fx * (box["width"] - 2 * m), box["y"] + m + fy * (box["height"] - 2 * m)
+
     page.mouse.move(*at(0.5, 0.5))
     page.mouse.down()
     seen = []
