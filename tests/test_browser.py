@@ -111,6 +111,7 @@ def test_every_lesson_link(app, lesson):
     sidebar = page.get_by_test_id("stSidebar").inner_text()
     assert checkpoint_title(model) in sidebar, sidebar  # the sidebar names the lesson's model
     assert_clean(page, errors, f"link ?lesson={lesson}")
+    shot(page, f"lesson-{lesson}")
     goto_page(page, "Train")  # the lesson's setup is in the widgets
     wait_idle(page)
     s = LESSONS[lesson]["setup"]
