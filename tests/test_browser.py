@@ -108,14 +108,16 @@ def test_every_lesson_link(app, lesson):
     assert f"lesson={lesson}" in q and f"model={model}" in q, page.url
     assert all(f"{k}={v}" in q.split("&") for k, v in LESSONS[lesson]["setup"].items()), (q, LESSONS[lesson]["setup"])
     assert f"/{LESSONS[lesson]['page']}" in page.url.split("?")[0], page.url
+    assert_clean(page, errors, f"link ?lesson={lesson}")  # the run is over: the sidebar is drawn
     sidebar = page.get_by_test_id("stSidebar").inner_text()
     assert checkpoint_title(model) in sidebar, sidebar  # the sidebar names the lesson's model
-    assert_clean(page, errors, f"link ?lesson={lesson}")
     shot(page, f"lesson-{lesson}")
     goto_page(page, "Train")  # the lesson's setup is in the widgets
     wait_idle(page)
     s = LESSONS[lesson]["setup"]
-    assert page.get_by_role("spinbutton", name="K (1-100)").input_value() == str(s["K"])
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("spinbutton", name="K (1-100)")).to_have_value(str(s["K"]), timeout=15_000)
     assert_clean(page, errors, f"link ?lesson={lesson}, then Train")
     page.close()
 
