@@ -135,33 +135,6 @@ def _enc_order(s: str):
     return (0 if str(s).startswith("all") else 1, str(s))
 
 
-def latent_plane(joint, z: tuple[float, float], label_names: Sequence[str] | None = None, lim: float = 3.0):
-    """The 2-D latent plane for the explorer: the test points' joint posterior means (``joint``: x,
-    y, label; or None), a clickable grid covering [-lim, lim]^2 and a cross at the current ``z``."""
-    import numpy as np
-
-    fig = go.Figure()
-    g = np.round(np.arange(-lim, lim + 1e-9, 0.2), 1)
-    gx, gy = np.meshgrid(g, g)
-    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="plane", showlegend=False,
-                             marker=dict(size=9, color="rgba(0,0,0,0.02)"),
-                             hovertemplate="z = (%{x:.1f}, %{y:.1f}): click to decode<extra></extra>"))
-    rows = []
-    if joint is not None and len(joint):
-        for i, (lab, grp) in enumerate(joint.groupby("label", sort=True)):
-            name = label_names[int(lab)] if label_names is not None and 0 <= int(lab) < len(label_names) else str(lab)
-            fig.add_trace(go.Scatter(x=grp["x"], y=grp["y"], mode="markers", name=str(name),
-                                     marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.6),
-                                     hovertemplate="test point mean (%{x:.2f}, %{y:.2f})<extra></extra>"))
-        rows = joint[["x", "y", "label"]].to_dict("records")
-    fig.add_trace(go.Scatter(x=[z[0]], y=[z[1]], mode="markers", name="decoded z", hoverinfo="skip",
-                             marker=dict(size=18, symbol="x-thin", line=dict(width=3, color="#000"))))
-    fig.update_xaxes(title="z1", range=[-lim - 0.2, lim + 0.2])
-    fig.update_yaxes(title="z2", range=[-lim - 0.2, lim + 0.2], scaleanchor="x", scaleratio=1)
-    fig = _layout(fig, "Latent plane (click to decode)", 420)
-    return fig, rows + [{"x": z[0], "y": z[1], "label": "decoded z"}]
-
-
 # ---------------------------------------------------------------------- posterior ellipses
 def _ellipse(mean, cov, k: float, n: int = 80):
     """Points of the k-sigma ellipse of a 2-D Gaussian with a full covariance (drawing only)."""

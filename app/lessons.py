@@ -66,17 +66,21 @@ LESSONS: dict[str, dict] = {
     },
     "impedance": {
         "title": "5. The impedance case",
-        "page": "generation",
+        "page": "well",
         "checkpoint": "impedance-poe",
+        "well_model": "wells-physics",  # checkpoints/wells/: the physics-aware model shown on "Your well"
         "setup": {"dataset": "impedance", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
         "hide": ["dataset"],
         "text": (
-            "Two well logs, acoustic (AI) and shear (SI) impedance, share one latent. On **Cross-modal "
-            "generation**, condition on AI and predict SI: compare the model's log with the true one and with "
-            "the rock-physics baseline (Gardner density, Castagna's mudrock line). Is the model better than the "
-            "physics? The page answers from this checkpoint's own numbers: the RMSE of SI from AI against the "
-            "baseline's, and whether it beats the baseline on these test logs. Gas sands are where the two logs "
-            "disagree most."
+            "Predict shear impedance (SI) from acoustic impedance (AI) on a real well the model never saw. "
+            "**Your well** opens on a physics-aware model trained on four other real wells: rock physics (Gardner "
+            "density, Castagna's mudrock line, calibrated on the training wells) carries the trend, and the VAE "
+            "models what the formula misses, from the shape of the AI log. Along the held-out well compare the "
+            "predicted P50 and its P10-P90 band with the measured SI and the formula. The page reads its verdict "
+            "from this well's own numbers: the model's error against the formula's, and the share of measured "
+            "samples inside the band (a calibrated band holds four in five). Then open **Cross-modal generation** "
+            "with the plain VAE of the two logs themselves (no physics, trained on random blocks of one well): "
+            "its page gives its own ratio to the formula, read from that checkpoint."
         ),
     },
 }

@@ -75,3 +75,30 @@ def train_well_job(spec: dict) -> dict:
             "intervals": {k: [float(w.depth[0]), float(w.depth[-1])] for k, w in parts.items()},
             "metrics": scores, "las": impedance.las_bytes(pred), "checkpoint": checkpoint,
             "history": [{k: r[k] for k in ("train_loss", "val_elbo") if k in r} for r in model.history.get("records", [])]}
+
+
+def held_out_report(path: str) -> dict:
+    """A shipped impedance-well checkpoint (``checkpoints/wells/*.safetensors``, written by
+    ``checkpoints/make_checkpoints.py``) on the well it was never trained on, recorded in the
+    checkpoint (``data["split"]["held_out"]``): the same plain data as :func:`train_well_job`
+    (``intervals`` marks the whole well as test), plus ``training_wells``, ``held_out`` and ``title``."""
+    from mmvae import impedance
+    from mmvae.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = impedance.load(ckpt)
+    split = ckpt.data.get("split") or {}
+    held = split.get("held_out")
+    wells = impedance.shipped_wells()
+    if held not in wells or held in model.wells:
+        raise ValueError(f"{path}: the checkpoint names no shipped well it was not trained on (held_out={held!r})")
+    well = wells[held]
+    pred = impedance.predict(model, well, quantiles=(0.1, 0.25, 0.5, 0.75, 0.9))
+    scores = impedance.metrics(pred)
+    return {"name": well.name, "depth_unit": well.depth_unit, "depth": well.depth.tolist(), "ai": well.ai.tolist(),
+            "si": None if well.si is None else well.si.tolist(), "p10": pred.quantile(0.1).tolist(),
+            "p50": pred.quantile(0.5).tolist(), "p90": pred.quantile(0.9).tolist(),
+            "baseline": pred.baseline.tolist(), "intervals": {"test": [float(well.depth[0]), float(well.depth[-1])]},
+            "metrics": scores, "las": impedance.las_bytes(pred), "training_wells": list(model.wells), "held_out": held,
+            "title": split.get("title", os.path.basename(path)), "config": dict(ckpt.data.get("impedance") or {}),
+            "history": [{k: r[k] for k in ("train_loss", "val_elbo") if k in r} for r in model.history.get("records", [])]}

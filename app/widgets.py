@@ -292,24 +292,3 @@ def depth_log_chart(bundle, i: int, given, targets, gen: dict, key: str, title_s
     fig, d = figures.depth_logs(depth, curves, unit, depth_unit,
                                 f"Test log #{i}{label}: given {' + '.join(given)}{title_suffix}")
     chart(fig, d, key=key)
-
-
-def decoded_chart(bundle, decoded: dict, title: str, key: str) -> None:
-    """One latent point decoded into every modality (``decoded``: name -> (1, *shape), physical
-    units): images as images, logs as depth curves, vectors as bars."""
-    import numpy as np
-
-    from app import figures
-
-    names = list(decoded)
-    kind = bundle.specs[names[0]].kind
-    if kind == "image":
-        fig, d = figures.image_grid([(n, decoded[n]) for n in names], ["decoded"], title)
-    elif kind == "sequence":
-        depth = np.arange(bundle.specs[names[0]].shape[-1])  # a decoded z has no depth: samples down the window
-        curves = [{"modality": n, "what": "model", "values": np.asarray(decoded[n]).ravel()} for n in names]
-        fig, d = figures.depth_logs(depth, curves, bundle.specs[names[0]].unit, "sample in the window", title)
-    else:
-        fig, d = figures.vectors([{"modality": n, "what": "model", "values": np.asarray(decoded[n]).ravel()}
-                                  for n in names], title)
-    chart(fig, d, key=key)

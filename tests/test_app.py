@@ -326,7 +326,7 @@ def test_every_lesson_link_opens_its_page_model_and_url(lesson_id):
     at = fresh({"lesson": lesson_id})
     no_errors(at)
     titles = {"train": "Train", "compare": "Compare", "overlap": "Posterior", "bounds": "Bound", "generation": "Cross",
-              "gradients": "Gradient", "embeddings": "Latent"}
+              "gradients": "Gradient", "embeddings": "Latent", "well": "Your well"}
     assert at.title[0].value.startswith(titles[lesson["page"]]), at.title[0].value
     assert at.session_state["active"]["name"] == lesson["checkpoint"]
     q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}

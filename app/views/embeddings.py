@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, figures, state, warmup, widgets
+from app import backend, figures, latent_explorer, state, warmup, widgets
+
+EXPLORER_HEIGHT = 440
 
 st.title("Latent embeddings")
 st.markdown("Each test point is encoded from all modalities together and from each modality alone. A good "
@@ -64,33 +66,32 @@ if df is not None:
 
 # ------------------------------------------------------------------ the latent explorer
 st.divider()
-st.subheader("Decode any point of the latent plane")
-if D != 2:
-    st.caption(f"The explorer moves a point in a 2-D latent; this model has {D} dimensions (train one with latent "
-               "dimension 2, or pick a shipped model: most have a 2-D latent).")
+st.subheader("Drag a point over the latent plane: every modality decoded live")
+st.markdown("Drag the white marker (or click in the plane, then use the arrow keys): every modality is decoded "
+            "from that z at once, E[x_m | z], while you drag. Walk between two classes and watch the decoded "
+            "modalities change together. The decodings are computed once for a grid of points over the plane and "
+            "drawn in your browser: the page shows the grid point nearest to the marker.")
+names_d = [f"z{i + 1}" for i in range(D)]
+fixed_mode = "prior"
+if D < 2:
+    st.caption(f"This model has a {D}-D latent: there is no plane to explore (train one with latent dimension 2 or "
+               "more).")
 else:
-    st.markdown("Click anywhere in the plane (or move the sliders): every modality is decoded from that z at once, "
-                "E[x_m | z]. Walk between two classes and watch the decoded modalities change together.")
-
-    def pick_z() -> None:
-        """A click in the plane sets the sliders (a callback: it runs before the widgets exist)."""
-        event = st.session_state.get("explore-plane") or {}
-        for p in event.get("selection", {}).get("points", []):
-            if "x" in p and "y" in p:
-                st.session_state["explore_z1"] = round(max(-3.0, min(3.0, float(p["x"]))), 1)
-                st.session_state["explore_z2"] = round(max(-3.0, min(3.0, float(p["y"]))), 1)
-                return
-
-    c = st.columns(2)
-    z1 = c[0].slider("z1", -3.0, 3.0, 0.0, 0.1, key="explore_z1")
-    z2 = c[1].slider("z2", -3.0, 3.0, 0.0, 0.1, key="explore_z2")
-    left, right = st.columns([2, 3])
-    with left:
-        joint = df[df["encoded"] == df["encoded"].iloc[0]] if df is not None and used == "raw" else None
-        widgets.chart(*figures.latent_plane(joint, (z1, z2), state.display_label_names(bundle)), key="explore-plane",
-                      on_select=pick_z)
-    with right:
-        decoded = widgets.safe(lambda: state.memo("decode", entry, (z1, z2),
-                                                  lambda: backend.decode_latent(model, [[z1, z2]], bundle.specs)))
-        if decoded is not None:
-            widgets.decoded_chart(bundle, decoded, f"Decoded at z = ({z1:.1f}, {z2:.1f})", key="explore-decoded")
+    if D > 2:
+        c = st.columns(3)
+        ax_a = c[0].selectbox("Horizontal axis", range(D), index=0, format_func=lambda i: names_d[i],
+                              key="explore_ax_a")
+        ax_b = c[1].selectbox("Vertical axis", [i for i in range(D) if i != ax_a], index=0,
+                              format_func=lambda i: names_d[i], key=f"explore_ax_b_{ax_a}")
+        fixed_mode = c[2].radio("The other coordinates", ["prior", "data"], horizontal=True, key="explore_fixed",
+                                format_func=lambda m: {"prior": "at 0 (the prior's mean)",
+                                                       "data": "at the test codes' mean"}[m])
+    else:
+        ax_a, ax_b = 0, 1
+    explorer = widgets.safe(lambda: state.memo(
+        "latent-explorer", entry, (ax_a, ax_b, fixed_mode, n),
+        lambda: latent_explorer.build(model, means, bundle, (ax_a, ax_b), fixed_mode)))
+    if explorer is not None:
+        html_page, info = explorer
+        st.caption(info)
+        st.iframe(html_page, height=EXPLORER_HEIGHT)  # self-contained: inline script, nothing fetched
