@@ -58,10 +58,11 @@ def importance_weights(model, data, index: int, K: int = 20, fusion: str | None 
 
 @torch.no_grad()
 def decode_latent(model, z, names=None) -> dict:
-    """E[x_m | z] of every modality (or ``names``) at latent points ``z`` (N, D): the decoders'
-    likelihood means (Bernoulli: probabilities), in the model's (standardised) units, on the CPU."""
+    """E[x_m | z] of every modality (or ``names``) at shared latent points ``z`` (N, D): the
+    decoders' likelihood means (Bernoulli: probabilities), in the model's (standardised) units, on
+    the CPU. A model with private latents decodes each modality with w_m at the mode of r_m (0)."""
     z = torch.as_tensor(z, dtype=next(model.parameters()).dtype, device=model.device)
     if z.dim() != 2 or z.shape[1] != model.latent_dim:
         raise ValueError(f"z must have shape (N, {model.latent_dim}), got {tuple(z.shape)}")
-    params = model.decode(z, list(names or model.names))
+    params = model.decode_shared(z, list(names or model.names))
     return {k: model.likelihoods[k].mean(v).cpu() for k, v in params.items()}
