@@ -95,3 +95,11 @@ def test_embeddings_are_of_the_shared_z_alone():
     assert torch.allclose(torch.as_tensor(means["joint"]), u[:, :D].double())
     ua = model.posterior({"a": x["a"]}, "moe", validate=False).mean
     assert torch.allclose(torch.as_tensor(means["a"]), ua[:, :D].double())
+
+
+def test_embedding_says_it_is_of_z_alone():
+    from mmvae.diagnostics import latent_embedding
+
+    x = data(6, 1)
+    assert "shared z alone" in latent_embedding(model_with(), x, "pca")["of"]
+    assert latent_embedding(model_with(private_dim=0), x, "pca")["of"] == "z"

@@ -133,9 +133,12 @@ def embed_2d(means: Mapping[str, np.ndarray], method: str = "auto", seed: int = 
 def latent_embedding(model, data, method: str = "auto", fusion: str | None = None, unimodal: bool = True,
                      seed: int = 0, **umap_options) -> dict:
     """:func:`latent_means` then :func:`embed_2d`, with the data's labels attached; the raw means
-    are returned too (``means``)."""
+    are returned too (``means``), and ``of`` says what was embedded (z alone with private latents)."""
     means = latent_means(model, data, fusion, unimodal)
     labels = getattr(data, "labels", None)
     out = embed_2d(means, method, seed, labels, **umap_options)
     out["means"] = means
+    private = int(getattr(model, "private_dim", 0) or 0)
+    out["of"] = (f"the shared z alone (first {model.latent_dim} numbers of u; the private w_m, {private} per "
+                 "modality, are left out)" if private else "z")
     return out
