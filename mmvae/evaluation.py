@@ -103,6 +103,7 @@ def evaluate_checkpoint(
         r["elbo"], r["iwae"] = r["elbo"] + jac, r["iwae"] + jac
     report = {
         "model": {"fusion": model.fusion, "latent": model.family, "latent_dim": model.latent_dim,
+                  "private_dim": model.private_dim, "cross_private": model.config.cross_private,
                   "modalities": model.names, "train": ckpt.train},
         "data": {"name": meta["name"], "split": meta["split"], "n": subset.n, "source": meta.get("source")},
         "fusion": fusion,

@@ -97,7 +97,8 @@ class ModelConfig:
 
 @dataclass
 class Experts:
-    """Unimodal expert parameters of the present modalities: loc and log_scale are (M, B, D)."""
+    """Unimodal expert parameters of the present modalities: loc and log_scale are (M, B, D + D_w),
+    the shared expert in the first D, the private posterior q(w_m | x_m) in the last D_w."""
 
     names: list[str]
     loc: Tensor
@@ -155,8 +156,9 @@ class MultimodalVAE(nn.Module):
         self.encoders = nn.ModuleDict(enc)
         self.decoders = nn.ModuleDict(dec)
         self.likelihoods = nn.ModuleDict(lik)
-        if config.private_dim and config.cross_private == "auxiliary":
-            # log sigma_m of MMVAE+'s auxiliary prior r_m = family(0, sigma_m), (M, D_w); starts at the prior
+        if config.private_dim and config.cross_private == "auxiliary" and len(self.names) > 1:
+            # log sigma_m of MMVAE+'s auxiliary prior r_m = family(0, sigma_m), (M, D_w); starts at the prior.
+            # (With one modality every component encodes it: no r_m is ever used, so none is learned.)
             self.aux_log_scale = nn.Parameter(torch.zeros(len(self.names), config.private_dim))
         # the subset masks of the model's own rule and of PoE (MVAE's terms) for every number of
         # present modalities, kept on the model's device (not saved: they follow from the config)
