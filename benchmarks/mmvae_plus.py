@@ -36,6 +36,11 @@ Scores, identical for both models (the project's :mod:`mmvae.diagnostics`):
   density -- ``mmvae.diagnostics.estimate_log_likelihood`` for ours and the same estimator written
   out below for multivae (its own ``compute_joint_nll`` leaves the r_n draws out of the weights).
 
+* w use: how much the decoders read the private latent: z_i from all modalities of test tuple i
+  and w_t,j = the mean of q(w_t | x_t) of tuple j (i, j over 50 test tuples, ours:
+  :func:`mmvae.diagnostics.swap_style`), the mean |E[x_t | z_i, w_t,j] change| along j divided by
+  the one along i, averaged over t. 0: the decoders ignore w.
+
 Every figure is the median over the seeds (``--seeds``) with the per-seed values beside it. One
 torch thread. Our side never touches the global RNG; multivae's does (below).
 """
@@ -60,6 +65,7 @@ from torch.nn import functional as F  # noqa: E402
 
 DATA_SEED = 0
 N_PRIOR = 1000
+STYLE_POINTS = 50  # the w-use figure: z of 50 test tuples x w_t of the same 50
 
 
 # ----------------------------------------------------------------------------------- ours
@@ -85,7 +91,28 @@ def score_ours(model, bundle, classifiers, args, seed: int) -> dict:
     ll = estimate_log_likelihood(model, bundle.test, n_samples=args.ll_samples, seed=seed)
     return {"given1": _mean([r["coherence"] for r in rows if len(r["given"]) == 1]),
             "given2": _mean([r["coherence"] for r in rows if len(r["given"]) == 2]),
-            "joint": c["joint"], "loglik": ll.mean}
+            "joint": c["joint"], "loglik": ll.mean, "w_use": w_use_ours(model, bundle.test)}
+
+
+def _w_use(grids) -> float:
+    """Mean over targets of (mean |x change| when only w_t changes) / (... when only z changes), from
+    grids (n, n, ...) of E[x_t | z_i, w_t,j]: 0 = the decoder ignores w."""
+    ratios = []
+    for g in grids:
+        along_w = (g - g.mean(1, keepdim=True)).abs().mean()
+        along_z = (g - g.mean(0, keepdim=True)).abs().mean()
+        ratios.append(float(along_w / along_z))
+    return _mean(ratios)
+
+
+@torch.no_grad()
+def w_use_ours(model, test, n: int = STYLE_POINTS) -> float:
+    from mmvae.diagnostics import swap_style
+
+    if not getattr(model, "private_dim", 0):
+        return float("nan")
+    x = {m: v[:n] for m, v in test.modalities.items()}
+    return _w_use([swap_style(model, x, x, t)["grid"] for t in model.names])
 
 
 # ------------------------------------------------------------------------------- multivae
@@ -256,7 +283,24 @@ def score_multivae(model, bundle, classifiers, args, seed: int) -> dict:
     preds = np.stack([classifiers[m].predict(prior[m].reshape(N_PRIOR, -1).double().numpy()) for m in names])
     joint = float((preds == preds[:1]).all(0).mean())
     ll = multivae_log_likelihood(model, x, args.ll_samples, g)
-    return {"given1": _mean(g1), "given2": _mean(g2), "joint": joint, "loglik": float(ll.mean())}
+    return {"given1": _mean(g1), "given2": _mean(g2), "joint": joint, "loglik": float(ll.mean()),
+            "w_use": w_use_multivae(model, x)}
+
+
+@torch.no_grad()
+def w_use_multivae(model, x: dict, n: int = STYLE_POINTS) -> float:
+    """:func:`_w_use` for multivae: z_i = mean of the unimodal means of z (its ``return_mean``),
+    w_t,j = the mean of q(w_t | x_t,j)."""
+    names = list(x)
+    enc = {m: model.encoders[m](x[m][:n]) for m in names}
+    z = torch.stack([enc[m].embedding for m in names]).mean(0)  # (n, D)
+    grids = []
+    for t in names:
+        w = enc[t].style_embedding  # (n, D_w)
+        u = torch.cat([z[:, None].expand(n, n, z.shape[-1]), w[None].expand(n, n, w.shape[-1])], -1)
+        logits = model.decoders[t](u.reshape(n * n, -1)).reconstruction
+        grids.append(torch.sigmoid(logits).reshape(n, n, -1))
+    return _w_use(grids)
 
 
 # ---------------------------------------------------------------------------------- table
@@ -272,12 +316,12 @@ def _mean(v) -> float:
 
 ROWS = (("given1", "coherence given 1 modality"), ("given2", "coherence given 2 modalities"),
         ("joint", "unconditional coherence"), ("loglik", "test log p(x0, x1, x2), nats"),
-        ("seconds", "training seconds (loaded machine)"))
+        ("w_use", "w use (x change swapping w_t / swapping z)"), ("seconds", "training seconds (loaded machine)"))
 
 
 def _cell(values, key) -> str:
     v = [r[key] for r in values]
-    fmt = "{:.1f}" if key in ("loglik", "seconds") else "{:.3f}"
+    fmt = "{:.1f}" if key in ("loglik", "seconds") else "{:.4f}" if key == "w_use" else "{:.3f}"
     return f"{fmt.format(statistics.median(v))} ({', '.join(fmt.format(a) for a in v)})"
 
 
