@@ -20,8 +20,17 @@ def open_style(name: str):
     return at
 
 
-def test_style_page_draws_coherence_and_the_swap_grid_for_the_private_model():
-    at = open_style("digits-poly-plus")
+def test_lesson_6_link_opens_the_style_page_with_coherence_and_the_swap_grid():
+    from app.lessons import LESSONS
+
+    lesson = LESSONS["shared-not-enough"]
+    at = fresh({"lesson": "shared-not-enough"})
+    no_errors(at)
+    assert at.title[0].value.startswith("Swap style"), at.title[0].value
+    assert at.session_state["active"]["name"] == lesson["checkpoint"] == "digits-poly-plus"
+    q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert q["lesson"] == "shared-not-enough" and q["model"] == lesson["checkpoint"]
+    assert all(q[k] == str(v) for k, v in lesson["setup"].items()), q
     assert at.selectbox(key="style-compare").value == "digits-poly-mopoe"  # the same data, shared z only
     assert len(at.get("plotly_chart")) == 2  # coherence bars + the swap grid
     assert not any("no private latents" in c.value for c in at.caption)
@@ -39,17 +48,3 @@ def test_style_page_says_a_shared_only_model_has_no_style_to_swap():
     at = open_style("digits-poly-mopoe")
     assert any("no private latents" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the coherence bars only
-
-
-def test_lesson_6_link_opens_the_style_page_with_its_checkpoint_and_url():
-    from app.lessons import LESSONS
-
-    lesson = LESSONS["shared-not-enough"]
-    at = fresh({"lesson": "shared-not-enough"})
-    no_errors(at)
-    assert at.title[0].value.startswith("Swap style"), at.title[0].value
-    assert at.session_state["active"]["name"] == lesson["checkpoint"] == "digits-poly-plus"
-    q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
-    assert q["lesson"] == "shared-not-enough" and q["model"] == lesson["checkpoint"]
-    assert all(q[k] == str(v) for k, v in lesson["setup"].items()), q
-    assert len(at.get("plotly_chart")) == 2
