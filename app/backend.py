@@ -285,3 +285,56 @@ def decode_latent(model, z, specs: dict | None = None) -> dict:
     if specs:
         out = {k: np.asarray(specs[k].to_physical(v)) for k, v in out.items()}
     return out
+
+
+# ------------------------------------------------------------------------------ private latents (MMVAE+)
+def private_dim(model) -> int:
+    """D_w, the private latent size per modality (0: one shared latent only)."""
+    from mmvae.diagnostics.style import private_dim as d_w
+
+    return d_w(model)
+
+
+def swap_style(model, data, content: Sequence[int], style: Sequence[int], given: Sequence[str], target: str,
+               fusion: str | None = None) -> dict:
+    """``mmvae.diagnostics.swap_style`` on test points: z from the ``given`` modalities of the points
+    ``content``, w_target from x_target of the points ``style``. Numpy arrays: grid (n_content, n_style,
+    *shape), generated (n_content, *shape), content {name: (n_content, *shape)}, style (n_style, *shape)."""
+    from mmvae import diagnostics
+
+    if private_dim(model) == 0:
+        raise Unavailable("this model has one shared latent and no private latents: there is no style to swap")
+    ci = torch.as_tensor(list(content), dtype=torch.long)
+    si = torch.as_tensor(list(style), dtype=torch.long)
+    out = diagnostics.swap_style(model, {m: data.modalities[m][ci] for m in given},
+                                 {target: data.modalities[target][si]}, target, fusion=fusion)
+    return {"grid": _np(out["grid"]), "generated": _np(out["generated"]),
+            "content": {m: _np(v) for m, v in out["content"].items()}, "style": _np(out["style"]),
+            "target": target, "given": list(given)}
+
+
+def coherence_by_subset(model, data, train, n: int = 200, max_given: int = 2, fusion: str | None = None
+                        ) -> pd.DataFrame:
+    """Coherence (``mmvae.diagnostics.coherence``, decoder mean at the posterior mean; with private
+    latents the target's w_t at the mode of r_t) given every subset of at most ``max_given`` modalities
+    that leaves something to generate. Columns: given ("m0 + m2"), n_given, coherence (mean over the
+    targets); ``attrs``: chance, classifier_accuracy."""
+    import itertools
+
+    from mmvae import diagnostics
+
+    if data.labels is None or train is None or train.labels is None:
+        raise Unavailable("coherence needs labelled data")
+    names = list(model.names)
+    subsets = [list(s) for r in range(1, min(max_given, len(names) - 1) + 1) for s in itertools.combinations(names, r)]
+    if not subsets:
+        raise Unavailable("coherence needs at least two modalities")
+    classifiers = diagnostics.modality_classifiers(train, names)
+    result = diagnostics.coherence(model, _subset(data, n), classifiers, fusion=fusion, n_prior=0, subsets=subsets)
+    rows = []
+    for s in subsets:
+        values = [r["coherence"] for r in result["conditional"] if r["given"] == s]
+        rows.append({"given": " + ".join(s), "n_given": len(s), "coherence": float(np.mean(values))})
+    df = pd.DataFrame(rows)
+    df.attrs.update(chance=result["chance"], classifier_accuracy=result["classifier_accuracy"])
+    return df

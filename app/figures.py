@@ -378,3 +378,16 @@ def gradient_snr(df):
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1] + " gradients"))
     fig.update_layout(legend_title_text="")
     return _layout(fig, "Signal-to-noise ratio of the gradients vs K"), df
+
+
+# ---------------------------------------------------------------------- shared and private latents
+def coherence_bars(df, chance: float, title: str = "Coherence given each modality and each pair"):
+    """``df``: given, model, coherence. Grouped bars (one colour per model) and a dotted line at chance."""
+    import plotly.express as px
+
+    fig = px.bar(df, x="given", y="coherence", color="model", barmode="group", text_auto=".2f",
+                 color_discrete_sequence=PALETTE)
+    fig.add_hline(y=chance, line_dash="dot", line_color="#555", annotation_text="chance")
+    fig.update_yaxes(range=[0, 1.05], title="coherence (share keeping the class)")
+    fig.update_xaxes(title="given")
+    return _layout(fig, title, 380), df

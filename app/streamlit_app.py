@@ -29,6 +29,7 @@ PAGES = {
     "generation": st.Page("views/generation.py", title="Cross-modal generation", icon=":material/swap_horiz:"),
     "gradients": st.Page("views/gradients.py", title="Gradient noise", icon=":material/graphic_eq:"),
     "embeddings": st.Page("views/embeddings.py", title="Latent embeddings", icon=":material/scatter_plot:"),
+    "style": st.Page("views/style.py", title="Swap style (private latents)", icon=":material/palette:"),
     "lessons": st.Page("views/lessons.py", title="Workshop lessons", icon=":material/school:"),
     "well": st.Page("views/well.py", title="Your well", icon=":material/oil_barrel:"),
 }
@@ -37,7 +38,7 @@ warmup.start()  # once per server: torch and numba (UMAP) compile in a backgroun
 
 goto = links.init_session()
 page = st.navigation({"Explore": [PAGES[k] for k in ("train", "compare", "overlap", "bounds", "generation",
-                                                     "gradients", "embeddings")],
+                                                     "gradients", "embeddings", "style")],
                       "Workshop": [PAGES["lessons"]], "Geophysics": [PAGES["well"]]})
 if goto is not None and page is PAGES["train"] and goto != "train":
     st.switch_page(PAGES[goto], query_params=links.query())  # ?lesson=... opens the lesson's page

@@ -141,3 +141,43 @@ def test_lesson_5_the_physics_aware_model_on_a_well_it_never_saw():
     said = " ".join(x.value for x in at.markdown if "rock-physics baseline's" in x.value)
     assert f"{rmse['ratio']:.2f} x" in said, said
     assert ("does not beat" in said) == (rmse["ratio"] >= 1), said
+
+
+def test_lesson_6_mmvae_plus_lifts_the_styled_digits_and_ignores_w_as_the_text_says():
+    """What the Swap style page shows (quick analyses) for the lesson's checkpoint beside the
+    shared-only digits-poly-mopoe, claim by claim as the text says it."""
+    import torch
+
+    from mmvae.diagnostics import modality_classifiers, swap_style
+
+    lesson = LESSONS["shared-not-enough"]
+    plus, bundle = shipped(lesson["checkpoint"])
+    shared, _ = shipped("digits-poly-mopoe")
+    assert plus.private_dim > 0 and shared.private_dim == 0
+    assert (plus.fusion, shared.fusion, plus.latent_dim, shared.latent_dim) == ("moe", "mopoe", 8, 8)
+
+    def bars(model):
+        df = backend.coherence_by_subset(model, bundle.test, bundle.train, QUICK["n_points"])
+        return df.set_index("given")["coherence"], df.attrs["chance"]
+
+    with_w, chance = bars(plus)
+    without, _ = bars(shared)
+    for m in ("m1", "m2"):  # "given m1 or m2 alone this model keeps the class far more often"
+        assert with_w[m] > without[m] + 0.15, (m, with_w, without)
+    assert without["m2"] < 2 * chance, without  # "from m2 alone the shared-only model is near chance"
+    rest = ["m0", "m0 + m1", "m0 + m2", "m1 + m2"]  # "neither model wins every time"
+    assert not (with_w[rest] > without[rest]).all() and not (with_w[rest] < without[rest]).all()
+
+    # the grid: pictures barely change along a row; the class follows the row, not the column
+    test, clf = bundle.test, modality_classifiers(bundle.train)["m2"]
+    rows, cols = torch.arange(0, 40), torch.arange(100, 140)
+    out = swap_style(plus, {"m0": test.modalities["m0"][rows]}, {"m2": test.modalities["m2"][cols]}, "m2")
+    grid = out["grid"]  # (40, 40, 1, 8, 8), pixels in [0, 1]
+    along_row = (grid - grid.mean(1, keepdim=True)).abs().mean()  # mean |pixel change| when only w changes
+    along_column = (grid - grid.mean(0, keepdim=True)).abs().mean()  # ... when only z changes
+    assert along_row < 0.01 and along_column > 20 * along_row, (along_row, along_column)  # w is ignored
+    y = test.labels.numpy()
+    pred = clf.predict(grid.reshape(40 * 40, -1).double().numpy()).reshape(40, 40)
+    follows_row = (pred == y[rows.numpy(), None]).mean()
+    follows_column = (pred == y[None, cols.numpy()]).mean()
+    assert follows_row > 3 * chance and follows_column < 2 * chance, (follows_row, follows_column)

@@ -17,6 +17,9 @@ model = entry["model"]
 bundle = state.bundle_of(entry)
 effort = state.effort()
 D = model.latent_dim
+if backend.private_dim(model):
+    st.caption(f"This model also has private latents w_m ({backend.private_dim(model)} numbers per modality, "
+               f"MMVAE+): every point here is the shared z alone, the first {D} numbers of a posterior mean.")
 c = st.columns(3)
 methods = ["auto", "raw", "pca", "umap"] if D == 2 else ["auto", "pca", "umap"]
 if st.session_state.get("emb_method") not in methods:

@@ -7,6 +7,11 @@ of ``auto`` (:func:`embedding_method`) is the CLI's, the report's and the app's.
 fitted on the joint and all unimodal means stacked together, so all of them share the same axes. UMAP results
 are cached in memory keyed on a hash of the means, the seed and the UMAP options
 (:func:`clear_embedding_cache` empties it); :func:`umap_cached` says whether a call would hit it.
+
+Shared latent only: for a model with private latents (``private_dim`` D_w > 0, MMVAE+), whose latent
+is u = [z | w_1 | ... | w_M], the embeddings are of the posterior means of the shared z alone (the
+first ``latent_dim`` numbers of u). The private w_m are left out: each belongs to one modality and
+is meant to hold what the others do not share (style), so it has no joint code to compare with.
 """
 from __future__ import annotations
 
@@ -30,17 +35,19 @@ _UMAP_CACHE_MAX = 32
 @torch.no_grad()
 def latent_means(model, data, fusion: str | None = None, unimodal: bool = True,
                  batch_size: int = 1024) -> dict[str, np.ndarray]:
-    """Posterior means (N, D): ``joint`` (the ``fusion`` posterior of all modalities) and, with
-    ``unimodal``, one per modality (q(z | x_m))."""
+    """Posterior means (N, D) of the shared z: ``joint`` (the ``fusion`` posterior of all modalities)
+    and, with ``unimodal``, one per modality (q(z | x_m)). With private latents only z, the first
+    D = ``latent_dim`` numbers of the latent u, is kept (see the module docstring)."""
     x, _ = as_inputs(model, data)
+    D = model.latent_dim
     out: dict[str, list] = {"joint": []}
     if unimodal:
         out.update({m: [] for m in x})
     for _, xb in _batches(x, batch_size):
-        out["joint"].append(model.posterior(xb, fusion, validate=False).mean)
+        out["joint"].append(model.posterior(xb, fusion, validate=False).mean[:, :D])  # (B, D): z of u = [z | w]
         if unimodal:
             for m in xb:
-                out[m].append(model.posterior({m: xb[m]}, "moe", validate=False).mean)
+                out[m].append(model.posterior({m: xb[m]}, "moe", validate=False).mean[:, :D])
     return {k: torch.cat(v).cpu().double().numpy() for k, v in out.items()}
 
 
@@ -126,9 +133,12 @@ def embed_2d(means: Mapping[str, np.ndarray], method: str = "auto", seed: int = 
 def latent_embedding(model, data, method: str = "auto", fusion: str | None = None, unimodal: bool = True,
                      seed: int = 0, **umap_options) -> dict:
     """:func:`latent_means` then :func:`embed_2d`, with the data's labels attached; the raw means
-    are returned too (``means``)."""
+    are returned too (``means``), and ``of`` says what was embedded (z alone with private latents)."""
     means = latent_means(model, data, fusion, unimodal)
     labels = getattr(data, "labels", None)
     out = embed_2d(means, method, seed, labels, **umap_options)
     out["means"] = means
+    private = int(getattr(model, "private_dim", 0) or 0)
+    out["of"] = (f"the shared z alone (first {model.latent_dim} numbers of u; the private w_m, {private} per "
+                 "modality, are left out)" if private else "z")
     return out

@@ -11,6 +11,12 @@ modality alone.
 * joint coherence: the fraction of prior samples z ~ p(z) whose generated modalities all get the
   same predicted label.
 
+With private latents (``private_dim`` > 0, MMVAE+: u = [z | w_1 | ... | w_M]) generation goes
+through :meth:`MultimodalVAE.generate`: z from the posterior of the given modalities, and a target
+t's private w_t from its cross-modal distribution r_t (the mode 0 at ``n_samples = 0``, else
+samples), never from t's own posterior, so the coherence measures what z alone carries; joint
+coherence draws z and every w_m from the prior (``model.sample_prior``).
+
 Classifiers: scikit-learn ``LogisticRegression`` (lbfgs, C = 1, max_iter = 500, seeded) on the
 flattened data, trained in seconds and cached in memory per (data fingerprint, modality, seed);
 their accuracy on the real test data is reported beside every coherence (a coherence can only be

@@ -17,6 +17,11 @@ the full mixture but draws all K samples of a data point from one randomly chose
 only on average over that choice; for a chosen component c it converges as K grows to
 log E_{q_c}[p(x, z) / q_mix(z | x_S)], not to log p(x_S).
 
+Private latents (``private_dim`` > 0, MMVAE+): the latent is u = [z | w_1 | ... | w_M] and the same
+estimator runs over all of u: component c of the proposal draws w_m from q(w_m | x_m) for m in its
+subset and from r_m otherwise (``model.posterior``), and the prior is p(u), so log p(x_S) is the
+likelihood of the whole model, private parts integrated out.
+
 Memory stays bounded: samples are decoded in chunks of ``chunk_size`` per component and the
 weights enter running log-sum-exps (of w, of w^2 per component, and the sum of log w for the
 ELBO); nothing of size K is kept. The latent samples come from an explicit ``torch.Generator`` in
