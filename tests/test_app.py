@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 os.environ["MMVAE_APP_WARM"] = "0"  # no background warm-up thread in AppTest (it would import umap-learn)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY = os.path.join(ROOT, "app", "streamlit_app.py")
-PAGES = ["train", "compare", "overlap", "bounds", "generation", "gradients", "embeddings", "lessons"]
+PAGES = ["train", "compare", "overlap", "bounds", "generation", "gradients", "embeddings", "lessons", "style"]
 UMAP_BEFORE = "umap" in sys.modules
 TIMEOUT = 60  # torch imports and model evaluation exceed AppTest's default 3 s
 
@@ -318,7 +318,13 @@ def test_setup_survives_every_page_and_compare_controls_act():
     assert at.button(key="cmp_train"), "a K without a shipped model must offer training"
 
 
-@pytest.mark.parametrize("lesson_id", ["elbo-vs-iwae", "why-dreg", "poe-vs-moe", "mopoe-three", "impedance"])
+def _lesson_ids():
+    from app.lessons import LESSONS
+
+    return list(LESSONS)
+
+
+@pytest.mark.parametrize("lesson_id", _lesson_ids())
 def test_every_lesson_link_opens_its_page_model_and_url(lesson_id):
     from app.lessons import LESSONS
 
@@ -326,7 +332,7 @@ def test_every_lesson_link_opens_its_page_model_and_url(lesson_id):
     at = fresh({"lesson": lesson_id})
     no_errors(at)
     titles = {"train": "Train", "compare": "Compare", "overlap": "Posterior", "bounds": "Bound", "generation": "Cross",
-              "gradients": "Gradient", "embeddings": "Latent", "well": "Your well"}
+              "gradients": "Gradient", "embeddings": "Latent", "well": "Your well", "style": "Swap style"}
     assert at.title[0].value.startswith(titles[lesson["page"]]), at.title[0].value
     assert at.session_state["active"]["name"] == lesson["checkpoint"]
     q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}

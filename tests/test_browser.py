@@ -19,7 +19,7 @@ from app.lessons import LESSONS  # noqa: E402
 
 PAGE_TITLES = {"bounds": "Bound gaps", "gradients": "Gradient noise", "compare": "Compare fusion rules",
                "generation": "Cross-modal generation", "overlap": "Posterior overlap", "embeddings": "Latent embeddings",
-               "train": "Train", "well": "Your well"}
+               "train": "Train", "well": "Your well", "style": "Swap style"}
 LESSON_PAGES = {lid: (PAGE_TITLES[lesson["page"]], lesson["checkpoint"]) for lid, lesson in LESSONS.items()}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
