@@ -120,3 +120,11 @@ def test_ten_sessions_at_once_give_the_result_of_one_alone(pool):
         assert r["history"]["records"][-1]["val_iwae"] == reference["history"]["records"][-1]["val_iwae"]
     other = pool.submit("alone", dict(spec, seed=12))
     assert wait_for(pool, other, ended).result["weights"] != reference["weights"]  # the test can tell seeds apart
+
+
+def test_workers_train_at_a_lower_cpu_priority_than_the_server(pool):
+    import os
+
+    # the Streamlit process draws every page of the room: its workers must not take the CPU first
+    niceness = pool.backend._executor.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=DEADLINE_S)
+    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.job_nice()) > 0
