@@ -40,6 +40,8 @@ sys.path.insert(0, ROOT)
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 MAX_STUDENTS = 30
+POLL_MS = 100  # the harness checks the page every 100 ms (Playwright's default polls on every animation frame,
+# which keeps each renderer drawing frames and costs CPU the server shares here)
 
 
 def rss_mb(pid: int) -> float:
@@ -125,7 +127,8 @@ def load_avg() -> float:
         return float(f.read().split()[0])
 
 
-async def student(browser, url: str, seed: int, deadline_s: float, start: asyncio.Event, delay_s: float = 0.0) -> dict:
+async def student(browser, url: str, seed: int, deadline_s: float, start: asyncio.Event, delay_s: float = 0.0,
+                  on_first_chart=lambda: None) -> dict:
     out: dict = {"seed": seed, "errors": []}
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
@@ -137,14 +140,15 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
         t0 = time.monotonic()
         await page.goto(f"{url}/?seed={seed}", timeout=ms)
         await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
-                                     timeout=ms)
+                                     timeout=ms, polling=POLL_MS)
         out["first_chart_s"] = time.monotonic() - t0
+        on_first_chart()
         play = page.get_by_role("button", name="Play")
         await play.wait_for(timeout=ms)
         await page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
                                      " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText",
-                                     timeout=ms)
-        await play.click()
+                                     timeout=ms, polling=POLL_MS)
+        await play.click(timeout=ms)
         t_play = time.monotonic()
         await page.get_by_text("(training").or_(page.get_by_text("(done)")).first.wait_for(timeout=ms)
         out["queue_wait_s"] = time.monotonic() - t_play
@@ -152,9 +156,10 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
         out["trained_s"] = time.monotonic() - t_play
         for where in ("Train", "Latent embeddings"):
             if where != "Train":
-                await page.get_by_test_id("stSidebarNav").get_by_text(where, exact=True).click()
+                await page.get_by_test_id("stSidebarNav").get_by_text(where, exact=True).click(timeout=ms)
                 await page.wait_for_function("document.querySelector('h1') && "
-                                             "document.querySelector('h1').innerText.includes('Latent')", timeout=ms)
+                                             "document.querySelector('h1').innerText.includes('Latent')", timeout=ms,
+                                             polling=POLL_MS)
             side = page.get_by_test_id("stSidebar")
             await side.get_by_text("trained in this session").wait_for(timeout=ms)
             text = await side.inner_text()
@@ -178,7 +183,7 @@ async def teacher(browser, url: str, server_pid: int, deadline_s: float) -> tupl
     page = await browser.new_page()
     await page.goto(url, timeout=int(deadline_s * 1000))
     await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
-                                 timeout=int(deadline_s * 1000))
+                                 timeout=int(deadline_s * 1000), polling=POLL_MS)
     await page.close()
     idle = 0
     while idle < 5 and time.monotonic() - t0 < deadline_s:
@@ -201,8 +206,16 @@ async def level(browser, url: str, n: int, deadline_s: float, server_pid: int, s
     """N students; with ``spread_s`` > 0 they arrive evenly over that many seconds (student i after
     i * spread_s / N), else all at once."""
     start = asyncio.Event()
-    tasks = [asyncio.create_task(student(browser, url, seed0 + i, deadline_s, start, i * spread_s / n))
-             for i in range(n)]
+    charts: list = []  # first charts so far; when all N are in: the server's and Chromium's CPU until then
+
+    def on_first_chart() -> None:
+        charts.append(None)
+        if len(charts) == n:
+            first.update(cpu_delta(cpu0, cpu_snapshot(server_pid)))
+
+    first: dict = {}
+    tasks = [asyncio.create_task(student(browser, url, seed0 + i, deadline_s, start, i * spread_s / n,
+                                         on_first_chart)) for i in range(n)]
     await asyncio.sleep(0.5)
     load0, cpu0, t0 = load_avg(), cpu_snapshot(server_pid), time.monotonic()
     start.set()
@@ -217,11 +230,18 @@ async def level(browser, url: str, n: int, deadline_s: float, server_pid: int, s
     get = lambda k: [r[k] for r in results if k in r]  # noqa: E731
     return {"n": n, "spread": spread_s, "first_chart": get("first_chart_s"), "queue_wait": get("queue_wait_s"),
             "trained": get("trained_s"), "errors": [e for r in results for e in r["errors"]],
-            "rss_server_mb": server, "rss_total_mb": total, "cpu": cpu, "wall_s": wall, "load": (load0, load1)}
+            "rss_server_mb": server, "rss_total_mb": total, "cpu": cpu, "cpu_first": first, "wall_s": wall,
+            "load": (load0, load1)}
 
 
 def label(r: dict) -> str:
     return f"{r['n']}" + (f" over {r['spread']:.0f} s" if r["spread"] else " at once")
+
+
+def first_cpu(r: dict, group: str) -> str:
+    """CPU-s per student from the level's start until every student had their first chart (the
+    later steps of the students who were first are included: an upper bound)."""
+    return f"{r['cpu_first'][group] / r['n']:.2f}" if r["cpu_first"] else "n/a"
 
 
 def summary(r: dict) -> str:
@@ -232,6 +252,7 @@ def summary(r: dict) -> str:
             f"{max(r['trained'], default=float('nan')):.1f} s ({len(r['trained'])} of {n} trained); errors "
             f"{len(r['errors'])}; CPU-s per student: server {c['server'] / n:.2f}, job workers {c['workers'] / n:.2f}, "
             f"Chromium {c['chromium'] / n:.2f}, Playwright {c['driver'] / n:.2f} (level took {r['wall_s']:.0f} s); "
+            f"until the last first chart: server {first_cpu(r, 'server')}, Chromium {first_cpu(r, 'chromium')}; "
             f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; server RSS {r['rss_server_mb']:.0f} MB "
             f"({r['rss_total_mb']:.0f} MB with the job workers)")
 
@@ -282,7 +303,8 @@ async def main_async(args) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     print("\n| students | first chart p50 / p95 | queue wait p50 / p95 | Play to trained p50 / p95 / max | errors "
-          "| CPU-s per student: server / job workers / Chromium | load average (1 min) | server RSS (with workers) |")
+          "| CPU-s per student: server / job workers / Chromium (until the last first chart: server / Chromium) "
+          "| load average (1 min) | server RSS (with workers) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         n, c = r["n"], r["cpu"]
@@ -291,6 +313,7 @@ async def main_async(args) -> None:
               f"| {pct(r['trained'], .5):.1f} / {pct(r['trained'], .95):.1f} / "
               f"{max(r['trained'], default=float('nan')):.1f} s ({len(r['trained'])} of {n}) | {len(r['errors'])} "
               f"| {c['server'] / n:.2f} / {c['workers'] / n:.2f} / {c['chromium'] / n:.2f} "
+              f"({first_cpu(r, 'server')} / {first_cpu(r, 'chromium')}) "
               f"| {r['load'][0]:.1f} -> {r['load'][1]:.1f} "
               f"| {r['rss_server_mb']:.0f} MB ({r['rss_total_mb']:.0f} MB) |")
 

@@ -128,3 +128,16 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_server(pool):
     # the Streamlit process draws every page of the room: its workers must not take the CPU first
     niceness = pool.backend._executor.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=DEADLINE_S)
     assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.job_nice()) > 0
+
+
+def test_the_well_pages_worker_trains_at_the_same_lower_priority():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from app import well_jobs
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=well_jobs.worker_init) as ex:
+        niceness = ex.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=DEADLINE_S)
+    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.job_nice()) > 0
