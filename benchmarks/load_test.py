@@ -269,7 +269,10 @@ async def main_async(args) -> None:
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--output", args.profile, "--format",
                                 "raw", "--rate", "50", "--gil"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs)", flush=True)
+    print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs); Chromium at niceness {args.browser_nice}, "
+          f"job workers at {os.environ.get('MMVAE_JOB_NICE', 10)}", flush=True)
+    if args.browser_nice:  # Playwright's driver and Chromium inherit this process's niceness; the server started above
+        os.nice(args.browser_nice)
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -286,8 +289,11 @@ async def main_async(args) -> None:
                         seed0 += MAX_STUDENTS
                         rows.append(r)
                         print(summary(r), flush=True)
-                        for e in r["errors"][:5]:
-                            print("   ", e, flush=True)
+                        kinds = {}  # each kind of error once, with how often it happened
+                        for e in r["errors"]:
+                            kinds[e[:120]] = kinds.get(e[:120], 0) + 1
+                        for e, count in kinds.items():
+                            print(f"    {count} x {e}", flush=True)
             finally:
                 await browser.close()
     finally:
@@ -329,6 +335,9 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true",
                         help="the first level meets a server that just started (default: a teacher opens the app "
                              "first and the server finishes warming up before the students arrive)")
+    parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                        help="run Playwright and Chromium at niceness N (the server stays at 0): closer to a room, "
+                             "where the browsers run on the students' own machines")
     parser.add_argument("--profile", metavar="FILE", help="record the server process with py-spy (pip install "
                         "py-spy) into FILE (collapsed stacks: one line per stack with its sample count)")
     args = parser.parse_args()
