@@ -31,7 +31,10 @@ def test_the_server_config_skips_per_run_gc_and_file_watching():
     """Measured with py-spy under benchmarks/load_test.py: Streamlit's full gc.collect after every
     script and fragment run and its per-session module walk cost more server time than the pages."""
     import os
-    import tomllib
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     with open(os.path.join(os.path.dirname(warmup.__file__), "..", ".streamlit", "config.toml"), "rb") as f:
         config = tomllib.load(f)
