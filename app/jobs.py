@@ -65,16 +65,24 @@ def _one_thread():
 
 
 _WARM = []
+JOB_NICE = 10  # local workers' niceness (MMVAE_JOB_NICE): pages go first, training takes the CPU they leave
+
+
+def job_nice() -> int:
+    return max(0, min(19, int(os.environ.get("MMVAE_JOB_NICE", JOB_NICE))))
 
 
 def init_worker() -> None:
-    """Worker start: one torch thread; torch and mmvae imported, the toy data loaded and one tiny
-    training epoch run once per process, so that a student's first job pays none of it. (Every job
-    reseeds its own random numbers: this warm-up changes no result.)"""
+    """Worker start: a lower CPU priority (:func:`job_nice`: the Streamlit process draws every
+    page of the room and must not wait behind training), one torch thread; torch and mmvae
+    imported, the toy data loaded and one tiny training epoch run once per process, so that a
+    student's first job pays none of it. (Every job reseeds its own random numbers: this warm-up
+    changes no result.)"""
     _one_thread()
     if _WARM:
         return
     _WARM.append(True)
+    os.nice(job_nice())  # once per process (os.nice adds)
     spec = {"dataset": "toy", "seed": 0, "fusion": "poe", "estimator": "dreg", "K": 2, "latent_dim": 2,
             "epochs": 1, "n_train": 64, "n_val": 16, "n_monitor": 16}
     build_trainer(spec)[0].run_epoch()

@@ -18,7 +18,11 @@ DEFAULTS = {"epochs": 15, "window": 64, "stride": 8, "latent_dim": 2, "physics":
 
 
 def worker_init() -> None:
-    """Initializer of a worker process: one torch thread (a shared 2-core server)."""
+    """Initializer of a worker process: one torch thread (a shared 2-core server) and the job
+    pool's lower CPU priority (``app.jobs.job_nice``: the server's pages go first)."""
+    from app.jobs import job_nice
+
+    os.nice(job_nice())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 

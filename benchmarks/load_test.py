@@ -1,25 +1,34 @@
 """A workshop room against one app server: N students at once, each in its own Chromium context.
 
     python benchmarks/load_test.py                 # 10, 20 and 30 students
-    python benchmarks/load_test.py --levels 30 --deadline 240
+    python benchmarks/load_test.py --levels 30 --deadline 240 --arrival-spread 60
 
-Starts the app on 127.0.0.1 (a free port), one Chromium (/usr/bin/chromium, the args of
-tests/app_server.py) and, per level, N browser contexts that at the same moment each: open the
-app with their own ``?seed=`` (so each trains a different model), wait for the first chart, press
-Play on the default toy setup, wait until the Train page says the training is done, check that the
-sidebar shows *their* model (their seed, "trained in this session"), then open Latent embeddings
-and check it again. Prints per level: p50 / p95 of the time to the first chart, of the queue wait
-(Play until the page says "training"; the page polls a queued job every 1.5 s, so this is within
-about 1.5 s), of the time from Play to finished training, the errors, and the server's RSS (the Streamlit
-process, and with its job workers) while the N sessions are open. Bounded: at most 30 students
-per level and ``--deadline`` seconds per student.
+Starts the app on 127.0.0.1 (a free port) and one Chromium (/usr/bin/chromium, the args of
+tests/app_server.py). First a teacher opens the app and the server finishes warming up (``--cold``
+skips this). Then, per level, N browser contexts that each: open the app with their own
+``?seed=`` (so each trains a different model), wait for the first chart, press Play on the
+default toy setup, wait until the Train page says the training is done, check that the sidebar
+shows *their* model (their seed, "trained in this session"), then open Latent embeddings and
+check it again. With ``--arrival-spread S`` every level runs twice: all at once, then with the
+students arriving evenly over S seconds (its own row).
+
+Prints per level: p50 / p95 of the time to the first chart (from the student's own arrival), of
+the queue wait (Play until the page says "training"; the page polls a queued job every 1.5 s, so
+this is within about 1.5 s), of the time from Play to finished training; the errors; the
+CPU-seconds per student of the Streamlit server process, of its job workers, of Chromium (all its
+processes) and of Playwright's driver (from /proc/PID/stat: unlike wall-clock times, these do not
+grow when other work loads the machine); the load average at the level's start and end; the
+server's RSS (the Streamlit process, and with its job workers). Chromium runs on the server's 2
+cores here, where in a workshop each student's browser runs on their own laptop: compare its
+CPU-seconds with the server's. ``--profile FILE`` records the server with py-spy. Bounded: at
+most 30 students per level and ``--deadline`` seconds per student and step.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import statistics
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +40,8 @@ sys.path.insert(0, ROOT)
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 MAX_STUDENTS = 30
+POLL_MS = 100  # the harness checks the page every 100 ms (Playwright's default polls on every animation frame,
+# which keeps each renderer drawing frames and costs CPU the server shares here)
 
 
 def rss_mb(pid: int) -> float:
@@ -39,6 +50,28 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU-seconds of one process (all its threads) so far, from /proc/PID/stat;
+    0 when it is gone. Load-robust: CPU time does not grow when other work slows the clock."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of proc(5))
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def descendants(pid: int) -> list[int]:
@@ -70,7 +103,32 @@ def start_server(port: int) -> subprocess.Popen:
     raise TimeoutError("the app did not start within 60 s")
 
 
-async def student(browser, url: str, seed: int, deadline_s: float, start: asyncio.Event) -> dict:
+def cpu_snapshot(server_pid: int) -> dict:
+    """CPU-seconds so far per process, grouped: the Streamlit server process, its children (the job
+    workers and the multiprocessing manager), Chromium (every process of the browser this script
+    launched) and Playwright's driver."""
+    server_tree = {server_pid, *descendants(server_pid)}
+    groups: dict = {"server": {server_pid: cpu_s(server_pid)}, "workers": {}, "chromium": {}, "driver": {}}
+    for pid in server_tree - {server_pid}:
+        groups["workers"][pid] = cpu_s(pid)
+    for pid in set(descendants(os.getpid())) - server_tree:
+        groups["chromium" if comm(pid).startswith("chrom") else "driver"][pid] = cpu_s(pid)
+    return groups
+
+
+def cpu_delta(before: dict, after: dict) -> dict:
+    """CPU-seconds used between two snapshots per group (a process that ended in between is not
+    counted: the numbers are lower bounds)."""
+    return {g: sum(v - before[g].get(pid, 0.0) for pid, v in after[g].items()) for g in after}
+
+
+def load_avg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+async def student(browser, url: str, seed: int, deadline_s: float, start: asyncio.Event, delay_s: float = 0.0,
+                  on_first_chart=lambda: None) -> dict:
     out: dict = {"seed": seed, "errors": []}
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
@@ -78,17 +136,19 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
     ms = int(deadline_s * 1000)
     try:
         await start.wait()
+        await asyncio.sleep(delay_s)  # this student's arrival (0 when all arrive at once)
         t0 = time.monotonic()
         await page.goto(f"{url}/?seed={seed}", timeout=ms)
         await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
-                                     timeout=ms)
+                                     timeout=ms, polling=POLL_MS)
         out["first_chart_s"] = time.monotonic() - t0
+        on_first_chart()
         play = page.get_by_role("button", name="Play")
         await play.wait_for(timeout=ms)
         await page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
                                      " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText",
-                                     timeout=ms)
-        await play.click()
+                                     timeout=ms, polling=POLL_MS)
+        await play.click(timeout=ms)
         t_play = time.monotonic()
         await page.get_by_text("(training").or_(page.get_by_text("(done)")).first.wait_for(timeout=ms)
         out["queue_wait_s"] = time.monotonic() - t_play
@@ -96,9 +156,10 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
         out["trained_s"] = time.monotonic() - t_play
         for where in ("Train", "Latent embeddings"):
             if where != "Train":
-                await page.get_by_test_id("stSidebarNav").get_by_text(where, exact=True).click()
+                await page.get_by_test_id("stSidebarNav").get_by_text(where, exact=True).click(timeout=ms)
                 await page.wait_for_function("document.querySelector('h1') && "
-                                             "document.querySelector('h1').innerText.includes('Latent')", timeout=ms)
+                                             "document.querySelector('h1').innerText.includes('Latent')", timeout=ms,
+                                             polling=POLL_MS)
             side = page.get_by_test_id("stSidebar")
             await side.get_by_text("trained in this session").wait_for(timeout=ms)
             text = await side.inner_text()
@@ -112,6 +173,27 @@ async def student(browser, url: str, seed: int, deadline_s: float, start: asynci
     return out
 
 
+async def teacher(browser, url: str, server_pid: int, deadline_s: float) -> tuple[float, float]:
+    """Before the room: the teacher opens the app once (the server imports torch, warms its job
+    workers and, once no page has run for a few seconds, compiles UMAP: app/warmup.py), then waits
+    until the server and its workers have been idle for 10 s (under 10% of a core; at most
+    ``deadline_s``): the room meets a started server, as in a workshop. Returns (seconds, server
+    CPU-seconds) it took."""
+    cpu0, t0 = cpu_s(server_pid), time.monotonic()
+    page = await browser.new_page()
+    await page.goto(url, timeout=int(deadline_s * 1000))
+    await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
+                                 timeout=int(deadline_s * 1000), polling=POLL_MS)
+    await page.close()
+    idle = 0
+    while idle < 5 and time.monotonic() - t0 < deadline_s:
+        busy0 = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid))
+        await asyncio.sleep(2.0)
+        busy = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid)) - busy0
+        idle = idle + 1 if busy < 0.2 else 0
+    return time.monotonic() - t0, cpu_s(server_pid) - cpu0
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -119,20 +201,60 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
-async def level(browser, url: str, n: int, deadline_s: float, server_pid: int) -> dict:
+async def level(browser, url: str, n: int, deadline_s: float, server_pid: int, spread_s: float = 0.0,
+                seed0: int = 1000) -> dict:
+    """N students; with ``spread_s`` > 0 they arrive evenly over that many seconds (student i after
+    i * spread_s / N), else all at once."""
     start = asyncio.Event()
-    tasks = [asyncio.create_task(student(browser, url, 1000 + i, deadline_s, start)) for i in range(n)]
+    charts: list = []  # first charts so far; when all N are in: the server's and Chromium's CPU until then
+
+    def on_first_chart() -> None:
+        charts.append(None)
+        if len(charts) == n:
+            first.update(cpu_delta(cpu0, cpu_snapshot(server_pid)))
+
+    first: dict = {}
+    tasks = [asyncio.create_task(student(browser, url, seed0 + i, deadline_s, start, i * spread_s / n,
+                                         on_first_chart)) for i in range(n)]
     await asyncio.sleep(0.5)
+    load0, cpu0, t0 = load_avg(), cpu_snapshot(server_pid), time.monotonic()
     start.set()
     results = await asyncio.gather(*tasks)
+    wall = time.monotonic() - t0
+    cpu = cpu_delta(cpu0, cpu_snapshot(server_pid))  # before the contexts close (their renderers end)
+    load1 = load_avg()
     server = rss_mb(server_pid)
     total = server + sum(rss_mb(k) for k in descendants(server_pid))
     for r in results:
         await r.pop("context").close()
     get = lambda k: [r[k] for r in results if k in r]  # noqa: E731
-    return {"n": n, "first_chart": get("first_chart_s"), "queue_wait": get("queue_wait_s"),
+    return {"n": n, "spread": spread_s, "first_chart": get("first_chart_s"), "queue_wait": get("queue_wait_s"),
             "trained": get("trained_s"), "errors": [e for r in results for e in r["errors"]],
-            "rss_server_mb": server, "rss_total_mb": total}
+            "rss_server_mb": server, "rss_total_mb": total, "cpu": cpu, "cpu_first": first, "wall_s": wall,
+            "load": (load0, load1)}
+
+
+def label(r: dict) -> str:
+    return f"{r['n']}" + (f" over {r['spread']:.0f} s" if r["spread"] else " at once")
+
+
+def first_cpu(r: dict, group: str) -> str:
+    """CPU-s per student from the level's start until every student had their first chart (the
+    later steps of the students who were first are included: an upper bound)."""
+    return f"{r['cpu_first'][group] / r['n']:.2f}" if r["cpu_first"] else "n/a"
+
+
+def summary(r: dict) -> str:
+    n, c = r["n"], r["cpu"]
+    return (f"{label(r)}: first chart p50 {pct(r['first_chart'], .5):.1f} s, p95 {pct(r['first_chart'], .95):.1f} s; "
+            f"queue wait p50 {pct(r['queue_wait'], .5):.1f} s, p95 {pct(r['queue_wait'], .95):.1f} s; Play to "
+            f"trained p50 {pct(r['trained'], .5):.1f} s, p95 {pct(r['trained'], .95):.1f} s, max "
+            f"{max(r['trained'], default=float('nan')):.1f} s ({len(r['trained'])} of {n} trained); errors "
+            f"{len(r['errors'])}; CPU-s per student: server {c['server'] / n:.2f}, job workers {c['workers'] / n:.2f}, "
+            f"Chromium {c['chromium'] / n:.2f}, Playwright {c['driver'] / n:.2f} (level took {r['wall_s']:.0f} s); "
+            f"until the last first chart: server {first_cpu(r, 'server')}, Chromium {first_cpu(r, 'chromium')}; "
+            f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; server RSS {r['rss_server_mb']:.0f} MB "
+            f"({r['rss_total_mb']:.0f} MB with the job workers)")
 
 
 async def main_async(args) -> None:
@@ -142,37 +264,63 @@ async def main_async(args) -> None:
     proc = start_server(port)
     url = f"http://127.0.0.1:{port}"
     rows = []
+    spy = None
+    if args.profile:  # py-spy samples the server process's Python stacks while the levels run
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--output", args.profile, "--format",
+                                "raw", "--rate", "50", "--gil"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs); Chromium at niceness {args.browser_nice}, "
+          f"job workers at {os.environ.get('MMVAE_JOB_NICE', 10)}", flush=True)
+    if args.browser_nice:  # Playwright's driver and Chromium inherit this process's niceness; the server started above
+        os.nice(args.browser_nice)
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
+                if not args.cold:
+                    took, cpu = await teacher(browser, url, proc.pid, args.deadline)
+                    print(f"teacher's first page and the server's warm-up: {took:.0f} s, {cpu:.1f} server CPU-s; "
+                          f"load average {load_avg():.2f}", flush=True)
+                seed0 = 1000
                 for n in args.levels:
-                    r = await level(browser, url, min(n, MAX_STUDENTS), args.deadline, proc.pid)
-                    rows.append(r)
-                    print(f"{r['n']} students: first chart p50 {pct(r['first_chart'], .5):.1f} s, p95 "
-                          f"{pct(r['first_chart'], .95):.1f} s; queue wait p50 {pct(r['queue_wait'], .5):.1f} s, p95 "
-                          f"{pct(r['queue_wait'], .95):.1f} s; Play to trained p50 {pct(r['trained'], .5):.1f} s, "
-                          f"p95 {pct(r['trained'], .95):.1f} s, max {max(r['trained'], default=float('nan')):.1f} s; "
-                          f"errors {len(r['errors'])}; server RSS {r['rss_server_mb']:.0f} MB "
-                          f"({r['rss_total_mb']:.0f} MB with the job workers)", flush=True)
-                    for e in r["errors"][:5]:
-                        print("   ", e, flush=True)
+                    for spread in [0.0] + ([args.arrival_spread] if args.arrival_spread else []):
+                        # every run its own seeds: a fresh model per student, never one trained before
+                        r = await level(browser, url, min(n, MAX_STUDENTS), args.deadline, proc.pid, spread, seed0)
+                        seed0 += MAX_STUDENTS
+                        rows.append(r)
+                        print(summary(r), flush=True)
+                        kinds = {}  # each kind of error once, with how often it happened
+                        for e in r["errors"]:
+                            kinds[e[:120]] = kinds.get(e[:120], 0) + 1
+                        for e, count in kinds.items():
+                            print(f"    {count} x {e}", flush=True)
             finally:
                 await browser.close()
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
     print("\n| students | first chart p50 / p95 | queue wait p50 / p95 | Play to trained p50 / p95 / max | errors "
-          "| server RSS (with workers) |")
-    print("|---|---|---|---|---|---|")
+          "| CPU-s per student: server / job workers / Chromium (until the last first chart: server / Chromium) "
+          "| load average (1 min) | server RSS (with workers) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {pct(r['first_chart'], .5):.1f} / {pct(r['first_chart'], .95):.1f} s "
+        n, c = r["n"], r["cpu"]
+        print(f"| {label(r)} | {pct(r['first_chart'], .5):.1f} / {pct(r['first_chart'], .95):.1f} s "
               f"| {pct(r['queue_wait'], .5):.1f} / {pct(r['queue_wait'], .95):.1f} s "
               f"| {pct(r['trained'], .5):.1f} / {pct(r['trained'], .95):.1f} / "
-              f"{max(r['trained'], default=float('nan')):.1f} s | {len(r['errors'])} "
+              f"{max(r['trained'], default=float('nan')):.1f} s ({len(r['trained'])} of {n}) | {len(r['errors'])} "
+              f"| {c['server'] / n:.2f} / {c['workers'] / n:.2f} / {c['chromium'] / n:.2f} "
+              f"({first_cpu(r, 'server')} / {first_cpu(r, 'chromium')}) "
+              f"| {r['load'][0]:.1f} -> {r['load'][1]:.1f} "
               f"| {r['rss_server_mb']:.0f} MB ({r['rss_total_mb']:.0f} MB) |")
 
 
@@ -181,6 +329,17 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[10, 20, 30],
                         help=f"students per level (each at most {MAX_STUDENTS})")
     parser.add_argument("--deadline", type=float, default=180.0, help="seconds each student may wait per step")
+    parser.add_argument("--arrival-spread", type=float, default=0.0, metavar="SECONDS",
+                        help="also run each level with the students arriving evenly over SECONDS (reported as its "
+                             "own row, after the all-at-once row)")
+    parser.add_argument("--cold", action="store_true",
+                        help="the first level meets a server that just started (default: a teacher opens the app "
+                             "first and the server finishes warming up before the students arrive)")
+    parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                        help="run Playwright and Chromium at niceness N (the server stays at 0): closer to a room, "
+                             "where the browsers run on the students' own machines")
+    parser.add_argument("--profile", metavar="FILE", help="record the server process with py-spy (pip install "
+                        "py-spy) into FILE (collapsed stacks: one line per stack with its sample count)")
     args = parser.parse_args()
     asyncio.run(main_async(args))
 

@@ -120,3 +120,24 @@ def test_ten_sessions_at_once_give_the_result_of_one_alone(pool):
         assert r["history"]["records"][-1]["val_iwae"] == reference["history"]["records"][-1]["val_iwae"]
     other = pool.submit("alone", dict(spec, seed=12))
     assert wait_for(pool, other, ended).result["weights"] != reference["weights"]  # the test can tell seeds apart
+
+
+
+@pytest.mark.parametrize("initializer", ["app.jobs:init_worker", "app.well_jobs:worker_init"])
+def test_workers_train_at_a_lower_cpu_priority_than_the_server(initializer, monkeypatch):
+    """The Streamlit process draws every page of the room: the job pool's workers and the "Your
+    well" page's worker must not take the CPU first (niceness MMVAE_JOB_NICE, default 10)."""
+    import importlib
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    parent = os.getpriority(os.PRIO_PROCESS, 0)
+    if parent >= 19:
+        pytest.skip("this test already runs at the lowest priority")
+    monkeypatch.setenv("MMVAE_JOB_NICE", "7")
+    module, name = initializer.split(":")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=getattr(importlib.import_module(module), name)) as ex:
+        niceness = ex.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=DEADLINE_S)
+    assert niceness == min(19, parent + 7)
