@@ -251,7 +251,7 @@ _MAIN_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _plain_main():
+def plain_main():
     """While processes are spawned: a bare ``__main__``. Streamlit runs the app script as
     ``__main__``, and ``multiprocessing``'s spawn would re-run that script in every worker."""
     import types
@@ -275,19 +275,19 @@ class LocalBackend:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")  # never fork a threaded server
-        with _plain_main():
+        with plain_main():
             self._manager = ctx.Manager()
         self.channel = LocalChannel(self._manager.Queue(), self._manager.dict())
         self._executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
         self.workers = workers
 
     def warm(self) -> None:
-        with _plain_main():  # workers start on demand, one per submit while none is idle
+        with plain_main():  # workers start on demand, one per submit while none is idle
             for _ in range(self.workers):
                 self._executor.submit(init_worker)
 
     def submit(self, job_id: str, spec: dict):
-        with _plain_main():
+        with plain_main():
             return self._executor.submit(train_job, job_id, spec, self.channel)
 
     def set_control(self, job_id: str, value: str | None) -> None:

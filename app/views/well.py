@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app import links, well_jobs, widgets
+from app import jobs, links, well_jobs, widgets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -273,8 +273,9 @@ if view == "own":  # train on a well of your choice
             spec = {**spec_source, "fractions": fractions, "order": order,
                     "config": {"epochs": int(epochs), "seed": int(seed), "physics": bool(physics)}}
             st.session_state.pop("well_failed", None)
-            st.session_state["well_job"] = {"future": _executor().submit(well_jobs.train_well_job, spec),
-                                            "started": time.time(), "well": well.name}
+            with jobs.plain_main():  # the worker is spawned on the first submit: not from the page's __main__
+                future = _executor().submit(well_jobs.train_well_job, spec)
+            st.session_state["well_job"] = {"future": future, "started": time.time(), "well": well.name}
 
 
     @st.fragment(run_every=POLL_S)
