@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import re
 import sys
@@ -85,22 +86,58 @@ class _Assets(HTMLParser):
             self.urls.append(a["href"])
 
 
-def fetch_page(url: str, timeout: float) -> int:
-    """GET the page and the files it names, health and host-config, as a browser without a cache does;
-    returns the bytes received."""
-    def get(u: str) -> bytes:
-        req = urllib.request.Request(u, headers={"Accept-Encoding": "gzip"})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.read()
+# The frontend's component chunk for an element kind when it is not the kind in CamelCase
+CHUNKS = {"progress": "ProgressBar", "markdown": "StreamlitMarkdown", "imgs": "ImageList", "heading": "Heading"}
+IMPORT = re.compile(r'(?:from|import)\s*"\./([A-Za-z0-9_.-]+\.js)"')
 
-    html = get(url)
-    parser = _Assets()
-    parser.feed(html.decode("utf-8", "replace"))
-    base = url.split("?")[0]
-    total = len(html)
-    for u in parser.urls + ["./_stcore/health", "./_stcore/host-config"]:
-        total += len(get(urljoin(base, u)))
-    return total
+
+class Http:
+    """A browser's HTTP without a cache: the page and the files it names, health and host-config, then
+    the JavaScript chunk of each kind of element the page shows (``PlotlyChart.*.js``, ...) with the
+    chunks it imports, and the ``/media/`` files elements point to (download buttons' data, images, the
+    logo). Each URL once per student."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        self.base, self.timeout = base, timeout
+        self.fetched: set[str] = set()
+        self.chunks: list[str] = []  # every chunk name the entry script names
+        self.bytes = 0
+
+    def get(self, path: str) -> bytes:
+        if path in self.fetched:
+            return b""
+        self.fetched.add(path)
+        req = urllib.request.Request(urljoin(self.base + "/", path), headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            body = r.read()
+            gz = r.headers.get("Content-Encoding") == "gzip"
+        self.bytes += len(body)  # as sent
+        return gzip.decompress(body) if gz else body
+
+    def page(self, query: str) -> None:
+        parser = _Assets()
+        parser.feed(self.get(f"/?{query}").decode("utf-8", "replace"))
+        for u in parser.urls + ["./_stcore/health", "./_stcore/host-config"]:
+            body = self.get(u)
+            if u.endswith(".js"):  # the chunks the entry script (and its preloaded modules) can load
+                self.chunks += re.findall(r'"\./([A-Za-z0-9_.-]+\.js)"', body.decode("utf-8", "replace"))
+        self.chunks = sorted(set(self.chunks))
+
+    def module(self, name: str) -> None:
+        """One chunk and, recursively, the chunks it imports (a module's static imports)."""
+        todo = [name]
+        while todo:
+            n = todo.pop()
+            if f"./static/js/{n}" in self.fetched:
+                continue
+            body = self.get(f"./static/js/{n}").decode("utf-8", "replace")
+            todo += [m for m in IMPORT.findall(body) if f"./static/js/{m}" not in self.fetched]
+
+    def element(self, kind: str) -> None:
+        camel = CHUNKS.get(kind, "".join(w.capitalize() for w in kind.split("_")))
+        for n in self.chunks:
+            if n.startswith(camel + "."):
+                self.module(n)
 
 
 def widget_value(kind: str, w) -> WidgetState | None:
@@ -173,6 +210,9 @@ class Student:
         self.ws = None
         self.closing = False
         self.first_chart: float | None = None
+        self.http = Http(base, deadline_s)
+        self.kinds: dict[str, asyncio.Task] = {}  # element kind -> the fetch of its chunks
+        self.fetches: list[asyncio.Task] = []
 
     # ---- sending, as the frontend's sendRerunBackMsg ----
     async def rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None) -> None:
@@ -210,8 +250,27 @@ class Student:
             self.seen_errors.add(what)
             self.errors.append(what)
 
+    def _fetch(self, what: str, fn, *args) -> asyncio.Task:
+        async def go() -> None:
+            try:
+                await asyncio.to_thread(fn, *args)
+            except Exception as e:  # noqa: BLE001
+                self._error(f"HTTP {what}: {type(e).__name__}: {e}")
+        task = asyncio.create_task(go())
+        self.fetches.append(task)
+        return task
+
+    async def _chart_drawn(self, chunk: asyncio.Task, t0: float) -> None:
+        """A browser draws the first chart once the element and plotly's chunk are both in."""
+        await chunk
+        self.first_chart = time.monotonic() - t0
+        async with self.changed:
+            self.changed.notify_all()
+
     def _handle(self, fm: ForwardMsg, t0: float) -> None:
         kind = fm.WhichOneof("type")
+        if kind == "logo" and fm.logo.image.startswith("/media/"):
+            self._fetch(fm.logo.image, self.http.get, fm.logo.image)
         if kind == "new_session":
             if not fm.metadata.run.fragment_ids:  # a full run: the frontend stops its auto-rerun timers
                 self._stop_timers()
@@ -248,9 +307,16 @@ class Student:
                 el = d.new_element
                 self.elements[path] = (el, self.run)
                 t = el.WhichOneof("type")
-                if t == "plotly_chart" and self.first_chart is None:
-                    self.first_chart = time.monotonic() - t0
-                elif t == "exception":
+                if t not in self.kinds:
+                    self.kinds[t] = self._fetch(f"chunk of {t}", self.http.element, t)
+                    if t == "plotly_chart":
+                        self.fetches.append(asyncio.create_task(self._chart_drawn(self.kinds[t], t0)))
+                urls = ([el.download_button.url] if t == "download_button" else
+                        [i.url for i in el.imgs.imgs] if t == "imgs" else [])
+                for u in urls:
+                    if u.startswith("/media/") and u not in self.http.fetched:
+                        self._fetch(u, self.http.get, u)
+                if t == "exception":
                     self._error(f"exception: {el.exception.type}: {el.exception.message[:150]}")
                 elif t == "alert" and el.alert.format == Alert.ERROR:
                     self._error(f"error alert: {el.alert.body[:150]}")
@@ -304,7 +370,9 @@ class Student:
         side = self.texts(SIDEBAR)
         return "trained in this session" in side and re.search(rf"seed {self.seed}(?!\d)", side) is not None
 
-    async def run_student(self, start: asyncio.Event, delay_s: float, on_first_chart) -> dict:
+    async def run_student(self, start: asyncio.Event, delay_s: float, on_first_chart, play: bool = True) -> dict:
+        """The student's steps (``play=False``: only until the first chart); returns the timings and
+        ``errors``."""
         import websockets
 
         out: dict = {"seed": self.seed, "errors": self.errors}
@@ -313,7 +381,7 @@ class Student:
             await start.wait()
             await asyncio.sleep(delay_s)
             t0 = time.monotonic()
-            await asyncio.to_thread(fetch_page, f"{self.base}/?{self.query}", self.deadline)
+            await asyncio.to_thread(self.http.page, self.query)
             ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
             self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], origin=self.base, max_size=None,
                                                open_timeout=self.deadline)
@@ -322,6 +390,9 @@ class Student:
             await self.until("first chart", lambda: self.first_chart is not None)
             out["first_chart_s"] = self.first_chart
             on_first_chart()
+            if not play:
+                await self.until("the page's run to finish", lambda: not self.running)
+                return out
             await self.until("Play button on a finished page", lambda: self.button("Play") and not self.running)
             await self.rerun(trigger=self.button("Play"))
             t_play = time.monotonic()
@@ -346,11 +417,15 @@ class Student:
                 except TimeoutError:
                     self._error(f"{where}: sidebar shows another model: {self.texts(SIDEBAR)[-200:]!r}")
             await self.until("the page's run to finish", lambda: not self.running)
+            out["model"] = next((t for t in self.texts(SIDEBAR).splitlines() if "trained in this session" in t), "")
         except Exception as e:  # noqa: BLE001 - a timeout or a crash is this student's error
             self._error(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         finally:
             self.closing = True
             self._stop_timers()
+            for task in self.fetches:
+                task.cancel()
+            out["http_bytes"] = self.http.bytes
             if self.ws is not None:
                 await self.ws.close()
             if reader is not None:
@@ -395,7 +470,7 @@ async def level(browser, base: str, n: int, n_browsers: int, deadline_s: float, 
             "first_chart": get(results, "first_chart_s"), "queue_wait": get(results, "queue_wait_s"),
             "trained": get(results, "trained_s"), "errors": [e for r in results for e in r["errors"]],
             "b_first_chart": get(bresults, "first_chart_s"), "b_trained": get(bresults, "trained_s"),
-            "b_errors": [e for r in bresults for e in r["errors"]],
+            "b_errors": [e for r in bresults for e in r["errors"]], "model": results[0].get("model") if results else None,
             "rss_server_mb": server, "rss_total_mb": rss_total, "cpu": cpu, "cpu_first": first, "wall_s": wall,
             "load": (load0, load1)}
 
@@ -457,6 +532,10 @@ async def teacher(base: str, server_pid: int, deadline_s: float) -> tuple[float,
 
 
 async def main_async(args) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the students' HTTP fetches run in threads: enough of them that no student waits for another's
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4 * MAX_STUDENTS))
     port = free_port()
     proc = start_server(port)
     base = f"http://127.0.0.1:{port}"
@@ -485,6 +564,9 @@ async def main_async(args) -> None:
                     kinds[e[:120]] = kinds.get(e[:120], 0) + 1
                 for e, count in kinds.items():
                     print(f"    {count} x {e}", flush=True)
+                if r["model"]:
+                    print(f"    the first student's sidebar (seed {seed0 - MAX_STUDENTS - MAX_BROWSERS}) on Latent "
+                          f"embeddings: {r['model']}", flush=True)
     finally:
         if browser is not None:
             await browser.close()
