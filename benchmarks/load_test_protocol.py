@@ -9,9 +9,12 @@ the browsers run on the students' laptops. Here each student is a small asyncio 
 that does what Streamlit's frontend does over the network, so the server does the work a browser
 causes, while nothing is rendered:
 
-* HTTP: fetches the page (``/?seed=S``), the scripts, fonts and styles that page names, the favicon,
-  ``/_stcore/health`` and ``/_stcore/host-config`` (not the chunks the frontend's JavaScript loads
-  later, e.g. plotly's renderer);
+* HTTP (``Http``), as a browser without a cache: the page (``/?seed=S``), the scripts, font, style and
+  icon that page names, ``/_stcore/health`` and ``/_stcore/host-config``; then, for each kind of
+  element the page shows, the frontend's chunk for it (``PlotlyChart.*.js``, 4.7 MB, ...) with the
+  chunks it imports, and the ``/media/`` files elements point to (download buttons' data, images,
+  the logo); a ``/media/`` file already dropped because its element was redrawn (404) is counted
+  apart, not as an error;
 * websocket ``/_stcore/stream`` with the ``streamlit`` subprotocol and the page's ``Origin``; the first
   ``rerun_script`` BackMsg carries the query string (``seed=S``), an empty page hash (the default page)
   and the context (time zone, locale, URL) the frontend sends; ``cached_message_hashes`` is empty: the
@@ -28,7 +31,7 @@ causes, while nothing is rendered:
   message); the page's elements are dropped first (the frontend clears them).
 
 Each student opens the app with its own ``?seed=``, records the time until the first plotly chart
-element arrives (from its arrival: the HTTP fetches included), presses Play once the page has
+element and plotly's chunk are both in (from its arrival: a browser cannot draw the chart earlier), presses Play once the page has
 finished running, records the queue wait (Play until the progress text says "training" or "done")
 and the time until it says "(done)", checks that the sidebar says "trained in this session" and
 names its own seed, then opens Latent embeddings and checks the sidebar again. Errors: exception
@@ -36,7 +39,8 @@ elements, error alerts, disconnects, deadlines passed. ``--browsers N`` adds N r
 (load_test.student: it checks what a browser shows) to every level, with their own seeds; their
 timings are reported in their own columns.
 
-Prints the table of load_test.py per level. Bounded: at most 30 protocol students and 5 browsers per
+Prints the table of load_test.py per level, with the CPU-seconds of this script's own clients
+(``time.process_time``: they share the server's cores). Bounded: at most 30 protocol students and 5 browsers per
 level, ``--deadline`` seconds per student and step, 127.0.0.1 only, one server started and stopped here.
 """
 from __future__ import annotations
@@ -48,6 +52,7 @@ import os
 import re
 import sys
 import time
+import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -213,6 +218,7 @@ class Student:
         self.http = Http(base, deadline_s)
         self.kinds: dict[str, asyncio.Task] = {}  # element kind -> the fetch of its chunks
         self.fetches: list[asyncio.Task] = []
+        self.stale_media = 0  # /media/ files gone (404) by the time they were fetched
 
     # ---- sending, as the frontend's sendRerunBackMsg ----
     async def rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None) -> None:
@@ -254,6 +260,13 @@ class Student:
         async def go() -> None:
             try:
                 await asyncio.to_thread(fn, *args)
+            except urllib.error.HTTPError as e:
+                if e.code == 404 and what.startswith("/media/"):
+                    # the element was redrawn and Streamlit dropped its old file before this fetch: a
+                    # browser shows no error for it either (a download button's data is fetched again)
+                    self.stale_media += 1
+                else:
+                    self._error(f"HTTP {what}: {e}")
             except Exception as e:  # noqa: BLE001
                 self._error(f"HTTP {what}: {type(e).__name__}: {e}")
         task = asyncio.create_task(go())
@@ -425,7 +438,7 @@ class Student:
             self._stop_timers()
             for task in self.fetches:
                 task.cancel()
-            out["http_bytes"] = self.http.bytes
+            out["http_bytes"], out["stale_media"] = self.http.bytes, self.stale_media
             if self.ws is not None:
                 await self.ws.close()
             if reader is not None:
@@ -455,11 +468,13 @@ async def level(browser, base: str, n: int, n_browsers: int, deadline_s: float, 
               for j in range(n_browsers)]
     await asyncio.sleep(0.5)
     load0, cpu0, t0 = load_avg(), cpu_snapshot(server_pid), time.monotonic()
+    own0 = time.process_time()  # this script's protocol clients (all their threads), on the same cores
     start.set()
     results = await asyncio.gather(*tasks)
     bresults = await asyncio.gather(*btasks)
     wall = time.monotonic() - t0
     cpu = cpu_delta(cpu0, cpu_snapshot(server_pid))
+    cpu["clients"] = time.process_time() - own0
     load1 = load_avg()
     server = rss_mb(server_pid)
     rss_total = server + sum(rss_mb(k) for k in descendants(server_pid))
@@ -471,6 +486,8 @@ async def level(browser, base: str, n: int, n_browsers: int, deadline_s: float, 
             "trained": get(results, "trained_s"), "errors": [e for r in results for e in r["errors"]],
             "b_first_chart": get(bresults, "first_chart_s"), "b_trained": get(bresults, "trained_s"),
             "b_errors": [e for r in bresults for e in r["errors"]], "model": results[0].get("model") if results else None,
+            "stale_media": sum(r.get("stale_media", 0) for r in results),
+            "http_mb": sum(r.get("http_bytes", 0) for r in results) / max(n, 1) / 1e6,
             "rss_server_mb": server, "rss_total_mb": rss_total, "cpu": cpu, "cpu_first": first, "wall_s": wall,
             "load": (load0, load1)}
 
@@ -494,12 +511,13 @@ def row(r: dict) -> str:
     return (f"| {label(r)} | {pct(fc, .5):.1f} / {pct(fc, .95):.1f} s | {pct(qw, .5):.1f} / {pct(qw, .95):.1f} s "
             f"| {pct(tr, .5):.1f} / {pct(tr, .95):.1f} / {max(tr, default=float('nan')):.1f} s ({len(tr)} of {r['n']}) "
             f"| {len(r['errors']) + len(r['b_errors'])} | {c['server'] / n:.2f} ({first_server}) / {c['workers'] / n:.2f} "
+            f"/ {c['clients'] / max(r['n'], 1):.2f} "
             f"| {r['load'][0]:.1f} -> {r['load'][1]:.1f} | {r['rss_server_mb']:.0f} MB ({r['rss_total_mb']:.0f} MB) "
             f"|{browsers}")
 
 
 HEADER = ("| students | first chart p50 / p95 | queue wait p50 / p95 | Play to trained p50 / p95 / max | errors "
-          "| CPU-s per student: server (until the last first chart) / job workers | load average (1 min) "
+          "| CPU-s per student: server (until the last first chart) / job workers / protocol client | load average (1 min) "
           "| server RSS (with workers) |\n|---|---|---|---|---|---|---|---|")
 
 
@@ -564,6 +582,8 @@ async def main_async(args) -> None:
                     kinds[e[:120]] = kinds.get(e[:120], 0) + 1
                 for e, count in kinds.items():
                     print(f"    {count} x {e}", flush=True)
+                print(f"    HTTP per protocol student: {r['http_mb']:.1f} MB; /media/ files already dropped when "
+                      f"fetched (not errors): {r['stale_media']}", flush=True)
                 if r["model"]:
                     print(f"    the first student's sidebar (seed {seed0 - MAX_STUDENTS - MAX_BROWSERS}) on Latent "
                           f"embeddings: {r['model']}", flush=True)
