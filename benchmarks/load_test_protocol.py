@@ -527,19 +527,11 @@ async def teacher(base: str, server_pid: int, deadline_s: float) -> tuple[float,
     from load_test import cpu_s
 
     cpu0, t0 = cpu_s(server_pid), time.monotonic()
-    s = Student(base, 0, deadline_s)
     ev = asyncio.Event()
     ev.set()
-    task = asyncio.create_task(s.run_student(ev, 0.0, lambda: None))
-    while s.first_chart is None and not task.done() and time.monotonic() - t0 < deadline_s:
-        await asyncio.sleep(0.2)
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):  # noqa: BLE001
-        pass
-    if s.ws is not None:
-        await s.ws.close()
+    out = await Student(base, 0, deadline_s).run_student(ev, 0.0, lambda: None, play=False)
+    for e in out["errors"]:
+        print(f"    teacher: {e}", flush=True)
     idle = 0
     while idle < 5 and time.monotonic() - t0 < deadline_s:
         busy0 = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid))
