@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+# a real import before any figure: plotly looks pandas up in sys.modules without importing it, and
+# on a fresh server another thread (the warm-up, another page) may be halfway through importing it
+# ("partially initialized module 'pandas' has no attribute 'Series'"); this import waits for it
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 
 UNIMODAL = "#1f77b4"  # blue
