@@ -1,8 +1,8 @@
 """Plotly figure builders. Each returns ``(figure, data)``: the data (a DataFrame, or a list of
 row dicts for the first page's curves) is offered as a CSV download beside the chart.
 
-Only ``plotly.graph_objects`` is imported at start; numpy, pandas and plotly.express load on the
-first figure that needs them, so the first page's curves appear before they do.
+``plotly.graph_objects`` and pandas are imported at start (pandas for the reason given at its
+import); numpy and plotly.express load on the first figure that needs them.
 """
 from __future__ import annotations
 
