@@ -185,13 +185,19 @@ async def teacher(browser, url: str, server_pid: int, deadline_s: float) -> tupl
     await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
                                  timeout=int(deadline_s * 1000), polling=POLL_MS)
     await page.close()
+    await until_idle(server_pid, t0, deadline_s)
+    return time.monotonic() - t0, cpu_s(server_pid) - cpu0
+
+
+async def until_idle(server_pid: int, t0: float, deadline_s: float) -> None:
+    """Wait until the server and its workers have used under 10% of a core for 10 s (five 2-s
+    windows in a row), or until ``deadline_s`` after ``t0``."""
     idle = 0
     while idle < 5 and time.monotonic() - t0 < deadline_s:
         busy0 = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid))
         await asyncio.sleep(2.0)
         busy = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid)) - busy0
         idle = idle + 1 if busy < 0.2 else 0
-    return time.monotonic() - t0, cpu_s(server_pid) - cpu0
 
 
 def pct(values: list[float], q: float) -> float:

@@ -524,7 +524,7 @@ HEADER = ("| students | first chart p50 / p95 | queue wait p50 / p95 | Play to t
 async def teacher(base: str, server_pid: int, deadline_s: float) -> tuple[float, float]:
     """load_test.teacher without a browser: one protocol student opens the app (the server imports torch
     and warms its workers), then the server and its workers go idle for 10 s (at most ``deadline_s``)."""
-    from load_test import cpu_s
+    from load_test import cpu_s, until_idle
 
     cpu0, t0 = cpu_s(server_pid), time.monotonic()
     ev = asyncio.Event()
@@ -532,12 +532,7 @@ async def teacher(base: str, server_pid: int, deadline_s: float) -> tuple[float,
     out = await Student(base, 0, deadline_s).run_student(ev, 0.0, lambda: None, play=False)
     for e in out["errors"]:
         print(f"    teacher: {e}", flush=True)
-    idle = 0
-    while idle < 5 and time.monotonic() - t0 < deadline_s:
-        busy0 = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid))
-        await asyncio.sleep(2.0)
-        busy = cpu_s(server_pid) + sum(cpu_s(k) for k in descendants(server_pid)) - busy0
-        idle = idle + 1 if busy < 0.2 else 0
+    await until_idle(server_pid, t0, deadline_s)
     return time.monotonic() - t0, cpu_s(server_pid) - cpu0
 
 

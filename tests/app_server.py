@@ -61,6 +61,32 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+@contextlib.contextmanager
+def app_in_chromium():
+    """(url, browser): the app on 127.0.0.1 with torch warmed at start (UMAP's compile would cost a
+    core for minutes; ``MMVAE_APP_WARM`` is restored afterwards) and one Chromium; the test is
+    skipped without Chromium or Playwright."""
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    old = os.environ.get("MMVAE_APP_WARM")
+    os.environ["MMVAE_APP_WARM"] = "torch"
+    try:
+        with streamlit_server() as (url, _), sync_api.sync_playwright() as p:
+            browser = launch(p)
+            try:
+                yield url, browser
+            finally:
+                browser.close()
+    finally:
+        if old is None:
+            os.environ.pop("MMVAE_APP_WARM", None)
+        else:
+            os.environ["MMVAE_APP_WARM"] = old
+
+
 def wait_for_charts(page, n: int = 1, timeout_ms: int = 60_000) -> None:
     """Wait until at least n plotly charts have drawn their SVG."""
     page.wait_for_function(

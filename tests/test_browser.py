@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.app_server import ARTIFACTS, CHROMIUM, goto_page, launch, streamlit_server, wait_for_charts, wait_idle
+from tests.app_server import ARTIFACTS, app_in_chromium, goto_page, wait_for_charts, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -34,23 +34,8 @@ def checkpoint_title(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def app():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    old = os.environ.get("MMVAE_APP_WARM")
-    os.environ["MMVAE_APP_WARM"] = "torch"  # warm torch at start; UMAP's compile would cost a core for minutes
-    try:
-        with streamlit_server() as (url, _), sync_api.sync_playwright() as p:
-            browser = launch(p)
-            try:
-                yield url, browser
-            finally:
-                browser.close()
-    finally:
-        if old is None:
-            os.environ.pop("MMVAE_APP_WARM", None)
-        else:
-            os.environ["MMVAE_APP_WARM"] = old
+    with app_in_chromium() as (url, browser):
+        yield url, browser
 
 
 def shot(page, name: str) -> None:

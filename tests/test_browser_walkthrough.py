@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from tests.app_server import ARTIFACTS, CHROMIUM, launch, streamlit_server, wait_idle
+from tests.app_server import ARTIFACTS, app_in_chromium, wait_idle
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -76,23 +76,8 @@ COLLECT_JS = """(kinds) => {
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def app():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    old = os.environ.get("MMVAE_APP_WARM")
-    os.environ["MMVAE_APP_WARM"] = "torch"
-    try:
-        with streamlit_server() as (url, _), sync_api.sync_playwright() as p:
-            browser = launch(p)
-            try:
-                yield url, browser
-            finally:
-                browser.close()
-    finally:
-        if old is None:
-            os.environ.pop("MMVAE_APP_WARM", None)
-        else:
-            os.environ["MMVAE_APP_WARM"] = old
+    with app_in_chromium() as (url, browser):
+        yield url, browser
 
 
 # --------------------------------------------------------------------------- checks
