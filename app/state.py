@@ -16,6 +16,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -82,6 +83,32 @@ def yield_to_browser() -> None:
     only arrive after the import."""
     if "torch" not in sys.modules and FIRST_PAINT_S > 0:
         time.sleep(FIRST_PAINT_S)
+
+
+# At most PAGE_TURNS runs at once do the rest of a page once its first chart has been sent (one
+# server, one Python thread at a time: 30 students arriving together otherwise split the
+# interpreter 30 ways and the server's web handlers, which send each chart and plotly's script,
+# get a thirtieth of it; with turns, every student's first chart goes out before the slower
+# controls of the others). A run waits at most PAGE_TURN_WAIT_S for its turn, then goes on.
+PAGE_TURNS = max(1, int(os.environ.get("MMVAE_APP_PAGE_TURNS", "2")))
+PAGE_TURN_WAIT_S = 10.0
+_PAGE_TURNS = threading.BoundedSemaphore(PAGE_TURNS)
+_turn = threading.local()  # one script run is one thread: whether this run holds a turn
+
+
+def wait_turn() -> None:
+    """Call after a page's first chart: wait (without the interpreter lock) for a turn to do the
+    rest of the page. Released by :func:`end_turn` at the end of the run (streamlit_app.py)."""
+    if not getattr(_turn, "held", False):
+        _turn.held = _PAGE_TURNS.acquire(timeout=PAGE_TURN_WAIT_S)
+
+
+def end_turn() -> None:
+    """Give back this run's turn, if it holds one (every run ends with this, also on st.stop,
+    st.rerun or an error)."""
+    if getattr(_turn, "held", False):
+        _turn.held = False
+        _PAGE_TURNS.release()
 
 
 def _mmvae():

@@ -31,6 +31,7 @@ if state.training() is None:
                                         preview["train"].get("eval_K") or preview["train"].get("K", 1))
     widgets.chart(fig, rows, key="curves-shipped")
     state.yield_to_browser()
+state.wait_turn()  # the rest of the page waits while other students' first charts go out (app/state.py)
 with controls:
     setup = widgets.setup_controls()
     bundle = state.dataset(setup["dataset"], setup["seed"])
