@@ -153,6 +153,28 @@ def shipped_header(name: str) -> dict:
     return {k: json.loads(meta.get(k) or "{}") for k in ("config", "data", "train", "history", "extra")}
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _shipped_curves(name: str) -> tuple:
+    """The saved training curves of a shipped checkpoint as (figure, rows), built once per server:
+    every student's first page draws them, and building the figure cost each of 30 students as
+    much as sending it. Shared read-only: ``st.plotly_chart`` copies the figure, the CSV reads the rows."""
+    from app import figures
+
+    h = shipped_header(name)
+    return figures.training_curves(h["history"].get("records", []), h["train"].get("eval_K") or h["train"].get("K", 1))
+
+
+def preview_curves() -> tuple:
+    """The active model's saved training curves (figure, rows), without loading a shipped model."""
+    ss = st.session_state
+    if "active" in ss and ss["active"].get("source") != "shipped":
+        from app import figures
+
+        p = active_preview()
+        return figures.training_curves(p["history"].get("records", []), p["train"].get("eval_K") or p["train"].get("K", 1))
+    return _shipped_curves(ss["active"]["name"] if "active" in ss else ss.get("active_shipped") or DEFAULT_PRESET)
+
+
 def shipped_entry(name: str) -> dict:
     ckpt = _shipped_checkpoint(name)
     return {"key": f"shipped:{name}", "model": ckpt.model, "data": ckpt.data, "train": ckpt.train,

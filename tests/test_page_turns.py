@@ -68,3 +68,21 @@ def test_static_files_go_out_in_large_chunks():
     at = AppTest.from_file(ENTRY, default_timeout=60)
     at.run(timeout=60)
     assert starlette.FileResponse.chunk_size == 1 << 20
+
+
+@pytest.mark.parametrize("name", ["toy-poe", "toy-moe"])
+def test_first_chart_is_the_opened_checkpoints_saved_curves(name):
+    """The first chart's figure is built once per server (state._shipped_curves): each session, in
+    whichever order, still sees the saved curves of the checkpoint its link opened."""
+    import json
+
+    from app import figures, state
+
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    at.query_params["model"] = name
+    at.run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    h = state.shipped_header(name)
+    fig, _ = figures.training_curves(h["history"]["records"], h["train"].get("eval_K") or h["train"].get("K", 1))
+    shown = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["y"] for t in shown["data"]] == [list(t.y) for t in fig.data]
