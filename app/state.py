@@ -16,6 +16,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -84,6 +85,32 @@ def yield_to_browser() -> None:
         time.sleep(FIRST_PAINT_S)
 
 
+# At most PAGE_TURNS runs at once do the rest of a page once its first chart has been sent (one
+# server, one Python thread at a time: 30 students arriving together otherwise split the
+# interpreter 30 ways and the server's web handlers, which send each chart and plotly's script,
+# get a thirtieth of it; with turns, every student's first chart goes out before the slower
+# controls of the others). A run waits at most PAGE_TURN_WAIT_S for its turn, then goes on.
+PAGE_TURNS = max(1, int(os.environ.get("MMVAE_APP_PAGE_TURNS", "2")))
+PAGE_TURN_WAIT_S = 10.0
+_PAGE_TURNS = threading.BoundedSemaphore(PAGE_TURNS)
+_turn = threading.local()  # one script run is one thread: whether this run holds a turn
+
+
+def wait_turn() -> None:
+    """Call after a page's first chart: wait (without the interpreter lock) for a turn to do the
+    rest of the page. Released by :func:`end_turn` at the end of the run (streamlit_app.py)."""
+    if not getattr(_turn, "held", False):
+        _turn.held = _PAGE_TURNS.acquire(timeout=PAGE_TURN_WAIT_S)
+
+
+def end_turn() -> None:
+    """Give back this run's turn, if it holds one (every run ends with this, also on st.stop,
+    st.rerun or an error)."""
+    if getattr(_turn, "held", False):
+        _turn.held = False
+        _PAGE_TURNS.release()
+
+
 def _mmvae():
     """Import torch and mmvae on first use (about 2 s), with the app's thread setting."""
     global _TORCH_READY
@@ -124,6 +151,28 @@ def shipped_header(name: str) -> dict:
         (length,) = struct.unpack("<Q", f.read(8))
         meta = json.loads(f.read(length)).get("__metadata__") or {}
     return {k: json.loads(meta.get(k) or "{}") for k in ("config", "data", "train", "history", "extra")}
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _shipped_curves(name: str) -> tuple:
+    """The saved training curves of a shipped checkpoint as (figure, rows), built once per server:
+    every student's first page draws them, and building the figure cost each of 30 students as
+    much as sending it. Shared read-only: ``st.plotly_chart`` copies the figure, the CSV reads the rows."""
+    from app import figures
+
+    h = shipped_header(name)
+    return figures.training_curves(h["history"].get("records", []), h["train"].get("eval_K") or h["train"].get("K", 1))
+
+
+def preview_curves() -> tuple:
+    """The active model's saved training curves (figure, rows), without loading a shipped model."""
+    ss = st.session_state
+    if "active" in ss and ss["active"].get("source") != "shipped":
+        from app import figures
+
+        p = active_preview()
+        return figures.training_curves(p["history"].get("records", []), p["train"].get("eval_K") or p["train"].get("K", 1))
+    return _shipped_curves(ss["active"]["name"] if "active" in ss else ss.get("active_shipped") or DEFAULT_PRESET)
 
 
 def shipped_entry(name: str) -> dict:

@@ -10,6 +10,18 @@ if ROOT not in sys.path:  # a fresh clone works without installing the package
 
 import streamlit as st  # noqa: E402
 
+try:  # Streamlit's server (uvicorn + Starlette) sends its static files with Starlette's FileResponse
+    from starlette.responses import FileResponse
+except ImportError:  # another server: nothing to tune
+    FileResponse = None
+# Every student's browser fetches the frontend's scripts on its first visit, plotly's 4.7 MB one with
+# the first chart (7.5 MB in all). Starlette reads and sends a file in 64 KiB chunks, each a thread
+# hop and a socket write on the server's one Python thread: with 30 students arriving at once py-spy
+# found these chunks at about half of the server's CPU before their first charts (README, "Protocol-
+# level load test"). 1 MiB chunks send the same bytes with 16 times fewer hops.
+if FileResponse is not None and getattr(FileResponse, "chunk_size", 0) < 1 << 20:
+    FileResponse.chunk_size = 1 << 20
+
 # torch, mmvae and the diagnostics are imported lazily (app/state.py, app/backend.py): the first
 # page draws the shipped model's saved curves before they load. The icon is a local file: the
 # page never fetches anything from another host.
@@ -71,5 +83,8 @@ def sidebar() -> None:
 try:
     page.run()
 finally:  # also after st.stop() or an error on the page: the sidebar and the link stay right
-    sidebar()
-    links.sync_url()
+    try:
+        sidebar()
+        links.sync_url()
+    finally:
+        state.end_turn()  # the page's turn (state.wait_turn), always given back

@@ -24,13 +24,12 @@ panel = st.container()
 if state.training() is None:
     # First the saved curves of the current model, read from the checkpoint's JSON header: no torch
     # yet, so they appear while the controls below import the package and load the data.
-    preview = state.active_preview()
     st.info("Showing the curves saved with the current model (no training needed). Press **Play** to train "
             "your own model with the settings above.", icon=":material/info:")
-    fig, rows = figures.training_curves(preview["history"].get("records", []),
-                                        preview["train"].get("eval_K") or preview["train"].get("K", 1))
+    fig, rows = state.preview_curves()  # a shipped model's figure is built once per server
     widgets.chart(fig, rows, key="curves-shipped")
     state.yield_to_browser()
+state.wait_turn()  # the rest of the page waits while other students' first charts go out (app/state.py)
 with controls:
     setup = widgets.setup_controls()
     bundle = state.dataset(setup["dataset"], setup["seed"])
