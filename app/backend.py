@@ -273,20 +273,6 @@ def importance_weights(model, data, index: int, K: int, fusion: str | None = Non
     return result
 
 
-def decode_latent(model, z, specs: dict | None = None) -> dict:
-    """Every modality decoded at latent points ``z`` (N, D) (``mmvae.diagnostics.weights.decode_latent``),
-    as numpy arrays; Gaussian modalities in physical units when their ``specs`` are given."""
-    from mmvae.diagnostics import weights
-
-    if model.latent_dim != 2:
-        raise Unavailable(f"the latent explorer draws a 2-D latent plane; this model has {model.latent_dim} "
-                          "dimensions")
-    out = {k: _np(v) for k, v in weights.decode_latent(model, np.asarray(z, dtype=float)).items()}
-    if specs:
-        out = {k: np.asarray(specs[k].to_physical(v)) for k, v in out.items()}
-    return out
-
-
 # ------------------------------------------------------------------------------ private latents (MMVAE+)
 def private_dim(model) -> int:
     """D_w, the private latent size per modality (0: one shared latent only)."""
