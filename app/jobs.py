@@ -155,8 +155,9 @@ def _restore(trainer, resume: dict) -> None:
 
 def build_trainer(spec: dict):
     """The model and Trainer of a job spec: ``dataset``, ``seed``, ``fusion``, ``estimator``,
-    ``K``, ``latent_dim``, ``epochs``, optional ``n_train`` (first n training points), ``n_val``
-    (validation points, default 500), ``n_monitor`` (training points of the train curves, default
+    ``K``, ``latent_dim``, ``epochs``, optional ``private_dim`` (MMVAE+'s private latent per
+    modality, default 0), ``n_train`` (first n training points), ``n_val`` (validation points,
+    default 500), ``n_monitor`` (training points of the train curves, default
     500), ``batch_size``."""
     import mmvae
     from mmvae.data import load_dataset
@@ -164,7 +165,8 @@ def build_trainer(spec: dict):
     b = load_dataset(spec["dataset"], seed=int(spec["seed"]), **spec.get("options", {}))
     scale = None if all(sp.likelihood in ("gaussian", "laplace") for sp in b.specs.values()) else 0.1
     config = mmvae.config_for_specs(b.specs, latent_dim=int(spec["latent_dim"]), fusion=spec["fusion"],
-                                    network=spec.get("network", NETWORK), likelihood_scale=scale)
+                                    network=spec.get("network", NETWORK), likelihood_scale=scale,
+                                    private_dim=int(spec.get("private_dim", 0)))
     model = mmvae.build_model(config, seed=int(spec["seed"]))
     train = b.train.subset(slice(0, int(spec.get("n_train") or b.train.n)))
     tc = mmvae.TrainConfig(estimator=spec["estimator"], K=int(spec["K"]), epochs=int(spec["epochs"]),

@@ -7,7 +7,7 @@ LESSONS: dict[str, dict] = {
         "title": "1. ELBO vs IWAE",
         "page": "bounds",
         "checkpoint": "digits-halves-poe",
-        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
+        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0, "private_dim": 0},
         "hide": ["dataset", "fusion"],
         "text": (
             "Two halves of real handwritten digits, fused by a product of experts. On **Bound gaps** the ELBO "
@@ -23,7 +23,7 @@ LESSONS: dict[str, dict] = {
         "title": "2. Why DReG?",
         "page": "gradients",
         "checkpoint": "digits-halves-poe",
-        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
+        "setup": {"dataset": "digits-halves", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0, "private_dim": 0},
         "hide": ["dataset"],
         "text": (
             "With the plain IWAE gradient the encoder's signal-to-noise ratio *falls* as K grows, so more "
@@ -38,7 +38,7 @@ LESSONS: dict[str, dict] = {
         "title": "3. PoE vs MoE",
         "page": "compare",
         "checkpoint": "toy-poe",
-        "setup": {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
+        "setup": {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0, "private_dim": 0},
         "hide": ["dataset", "estimator"],
         "text": (
             "A product of experts (PoE) multiplies the unimodal posteriors, so the fused posterior is "
@@ -52,7 +52,7 @@ LESSONS: dict[str, dict] = {
         "title": "4. MoPoE with three modalities",
         "page": "generation",
         "checkpoint": "digits-poly-mopoe",
-        "setup": {"dataset": "digits-poly", "fusion": "mopoe", "estimator": "dreg", "K": 5, "seed": 0},
+        "setup": {"dataset": "digits-poly", "fusion": "mopoe", "estimator": "dreg", "K": 5, "seed": 0, "private_dim": 0},
         "hide": ["dataset", "fusion"],
         "text": (
             "Three images of the same digit class, each in its own style. MoPoE mixes the products of every "
@@ -69,7 +69,7 @@ LESSONS: dict[str, dict] = {
         "page": "well",
         "checkpoint": "impedance-poe",
         "well_model": "wells-physics",  # checkpoints/wells/: the physics-aware model shown on "Your well"
-        "setup": {"dataset": "impedance", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0},
+        "setup": {"dataset": "impedance", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0, "private_dim": 0},
         "hide": ["dataset"],
         "text": (
             "Predict shear impedance (SI) from acoustic impedance (AI) on a real well the model never saw. "
@@ -89,7 +89,7 @@ LESSONS["shared-not-enough"] = {
     "title": "6. Why a shared latent is not enough",
     "page": "style",
     "checkpoint": "digits-poly-plus",
-    "setup": {"dataset": "digits-poly", "fusion": "moe", "estimator": "dreg", "K": 5, "seed": 0},
+    "setup": {"dataset": "digits-poly", "fusion": "moe", "estimator": "dreg", "K": 5, "seed": 0, "private_dim": 4},
     "hide": ["dataset", "fusion"],
     "text": (
         "Lesson 4's model (MoPoE) has one shared latent z for three digits that share only their class, so z "

@@ -19,11 +19,12 @@ from typing import Any
 import streamlit as st
 
 from app import state
-from app.state import DEFAULT_SETUP, FUSIONS, MAX_EPOCHS, MAX_K, MAX_LATENT, MAX_SEED, TRAIN_DATASETS
+from app.state import DEFAULT_SETUP, FUSIONS, MAX_EPOCHS, MAX_K, MAX_LATENT, MAX_PRIVATE, MAX_SEED, TRAIN_DATASETS
 
-SETUP_KEYS = ("dataset", "fusion", "estimator", "K", "latent_dim", "epochs", "seed")
+SETUP_KEYS = ("dataset", "fusion", "estimator", "K", "latent_dim", "private_dim", "epochs", "seed")
 QUERY_KEYS = SETUP_KEYS + ("lesson", "model")
-INT_RANGES = {"K": (1, MAX_K), "seed": (0, MAX_SEED), "latent_dim": (1, MAX_LATENT), "epochs": (1, MAX_EPOCHS)}
+INT_RANGES = {"K": (1, MAX_K), "seed": (0, MAX_SEED), "latent_dim": (1, MAX_LATENT), "private_dim": (0, MAX_PRIVATE),
+              "epochs": (1, MAX_EPOCHS)}
 
 
 # --------------------------------------------------------------------------- validation

@@ -45,10 +45,11 @@ TRAIN_DATASETS = ("toy", "digits-halves", "digits-poly", "impedance", "wells")
 MAX_K = 100
 MAX_EPOCHS = 200
 MAX_LATENT = 10
+MAX_PRIVATE = 8  # private latent size per modality (MMVAE+; 0: none)
 MAX_SEED = 10_000
 
 DEFAULT_SETUP = {"dataset": "toy", "fusion": "poe", "estimator": "dreg", "K": 10, "seed": 0,
-                 "latent_dim": 2, "epochs": 10, "lesson": ""}
+                 "latent_dim": 2, "private_dim": 0, "epochs": 10, "lesson": ""}
 DEFAULT_PRESET = "toy-poe"
 
 # Analysis effort. "quick" (the default, and what the tests use) keeps every page under about a
@@ -311,7 +312,7 @@ def build_trainer(s: dict, fusion: str | None = None, n_train: int | None = None
     b = dataset(s["dataset"], s["seed"])
     scale = None if all(sp.likelihood in ("gaussian", "laplace") for sp in b.specs.values()) else 0.1
     config = mmvae.config_for_specs(b.specs, latent_dim=int(s["latent_dim"]), fusion=fusion, network=NETWORK,
-                                    likelihood_scale=scale)
+                                    likelihood_scale=scale, private_dim=int(s.get("private_dim", 0)))
     model = mmvae.build_model(config, seed=int(s["seed"]))
     train = b.train.subset(slice(0, int(n_train or b.train.n)))
     tc = mmvae.TrainConfig(estimator=s["estimator"], K=int(s["K"]), epochs=int(s["epochs"]), seed=int(s["seed"]),
@@ -348,7 +349,7 @@ def training_spec(s: dict, n_train: int | None = None, fusion: str | None = None
     """The job spec of setup ``s`` (JSON-able; see ``app.jobs.build_trainer``)."""
     return {"dataset": s["dataset"], "seed": int(s["seed"]), "fusion": fusion or s["fusion"],
             "estimator": s["estimator"], "K": int(s["K"]), "latent_dim": int(s["latent_dim"]),
-            "epochs": int(s["epochs"]), "n_train": int(n_train) if n_train else None}
+            "private_dim": int(s.get("private_dim", 0)), "epochs": int(s["epochs"]), "n_train": int(n_train) if n_train else None}
 
 
 def training() -> dict | None:

@@ -70,7 +70,9 @@ def model_caption(entry: dict) -> str:
     where = "shipped checkpoint" if entry["source"] == "shipped" else "trained in this session"
     est = train.get("estimator", "?")
     return (f"**{md(entry['title'])}** ({where}): {md(entry['data'].get('name'))} data, {m.fusion.upper()} fusion, "
-            f"{md(str(est).upper())} K={md(train.get('K', '?'))}, latent dim {m.latent_dim}, {len(records)} epochs")
+            f"{md(str(est).upper())} K={md(train.get('K', '?'))}, latent dim {m.latent_dim}"
+            + (f" + private {m.private_dim} per modality" if getattr(m, "private_dim", 0) else "")
+            + f", {len(records)} epochs")
 
 
 def model_banner(entry: dict | None = None) -> dict:
@@ -206,6 +208,13 @@ def setup_controls(show_training: bool = True, key_prefix: str = "w_", skip: tup
         with cols[2]:
             st.number_input("Seed", min_value=0, max_value=state.MAX_SEED, step=1,
                             **links.bind("seed", f"{key_prefix}seed"), help="Same seed, same data and same result.")
+        with cols[3]:
+            st.number_input(f"Private latent per modality (0-{state.MAX_PRIVATE})", min_value=0,
+                            max_value=state.MAX_PRIVATE, step=1, **links.bind("private_dim", f"{key_prefix}private_dim"),
+                            help="MMVAE+ (Palumbo et al. 2023): each modality gets its own latent w_m of this size "
+                                 "beside the shared z; a posterior component that does not encode a modality draws "
+                                 "its w from a learned auxiliary prior. 0: one shared latent only. With PoE nothing "
+                                 "keeps the shared part out of w (no cross-modal term); see the Swap style page.")
     return links.setup()
 
 

@@ -407,3 +407,25 @@ def test_a_real_error_is_not_disguised_as_unavailable():
     assert widgets.safe(lambda: (_ for _ in ()).throw(backend.Unavailable("no labels"))) is None
     with pytest.raises(ZeroDivisionError):
         widgets.safe(lambda: 1 / 0)
+
+
+def test_private_latent_size_is_a_setup_control_link_and_job_option():
+    """The Train page's "Private latent per modality" control, its link value (validated and
+    clamped) and the job it trains: a model with that private_dim (MMVAE+)."""
+    at = fresh({"dataset": "toy", "fusion": "moe", "private_dim": "3"})
+    no_errors(at)
+    assert at.session_state["setup"]["private_dim"] == 3
+    assert at.number_input(key="w_private_dim").value == 3
+    q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert q["private_dim"] == "3"
+    at.number_input(key="w_private_dim").set_value(2).run(timeout=TIMEOUT)
+    assert at.session_state["setup"]["private_dim"] == 2
+    clamped = fresh({"private_dim": "99"})
+    assert clamped.session_state["setup"]["private_dim"] == 8
+    assert fresh().session_state["setup"]["private_dim"] == 0
+
+    from app import jobs, state
+
+    spec = state.training_spec({**state.DEFAULT_SETUP, "fusion": "moe", "private_dim": 2, "epochs": 1})
+    trainer = jobs.build_trainer({**spec, "n_train": 64, "n_val": 32, "n_monitor": 32})[0]
+    assert trainer.model.private_dim == 2 and trainer.model.fusion == "moe"

@@ -18,7 +18,8 @@ store: dict = ss.setdefault("compare_models", {})
 
 
 def wanted_key(fusion: str) -> tuple:
-    return (s["dataset"], s["seed"], fusion, s["estimator"], s["K"], s["latent_dim"], min(int(s["epochs"]), 30))
+    return (s["dataset"], s["seed"], fusion, s["estimator"], s["K"], s["latent_dim"], s.get("private_dim", 0),
+            min(int(s["epochs"]), 30))
 
 
 def shipped_match(fusion: str) -> str | None:
@@ -30,7 +31,8 @@ def shipped_match(fusion: str) -> str | None:
     h = state.shipped_header(name)
     same = (h["train"].get("estimator") == s["estimator"] and int(h["train"].get("K", -1)) == s["K"]
             and int(h["train"].get("seed", -1)) == s["seed"] and h["data"].get("name") == s["dataset"]
-            and not h["data"].get("options") and int(h["config"].get("latent_dim", -1)) == s["latent_dim"])
+            and not h["data"].get("options") and int(h["config"].get("latent_dim", -1)) == s["latent_dim"]
+            and int(h["config"].get("private_dim", 0)) == int(s.get("private_dim", 0)))
     return name if same else None
 
 
