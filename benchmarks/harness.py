@@ -143,3 +143,14 @@ def write_out(name: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def report(name: str, headers: Sequence[str], rows: Sequence[Sequence[object]], multivae_headers: Sequence[str] = ()
+           ) -> str:
+    """Print the markdown table of ``rows`` (``multivae_headers`` appended to ``headers`` when given)
+    and also write it with the machine's description to $OUT/name (:func:`write_out`)."""
+    table = markdown_table([*headers, *multivae_headers], rows)
+    print()
+    print(table)
+    write_out(name, machine() + "\n\n" + table + "\n")
+    return table

@@ -161,13 +161,8 @@ def main(argv=None) -> int:
                 row += [f"{med['multivae']:.3f}", harness.ratio_summary(t, "multivae", "mmvae").ratio()]
             rows.append(row)
             print(" | ".join(row), f"(load {harness.load_now()})", flush=True)
-    headers = ["case (360 images)", "mmvae s", "floor s", "mmvae / floor (time)"]
-    if have_mv:
-        headers += ["multivae s", "multivae / mmvae (time)"]
-    table = harness.markdown_table(headers, rows)
-    print()
-    print(table)
-    harness.write_out("loglik_speed.md", harness.machine() + "\n\n" + table + "\n")
+    harness.report("loglik_speed.md", ["case (360 images)", "mmvae s", "floor s", "mmvae / floor (time)"], rows,
+                   ["multivae s", "multivae / mmvae (time)"] if have_mv else ())
     return 0
 
 

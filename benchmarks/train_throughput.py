@@ -174,13 +174,8 @@ def main(argv=None):
                 row += ["n/a (no K)", "n/a"]
             rows.append(row)
             print(" | ".join(row), f"(load {harness.load_now()})", flush=True)
-    headers = ["case", "mmvae samples/s", "floor samples/s", "mmvae / floor (time)"]
-    if have_mv:
-        headers += ["multivae samples/s", "multivae / mmvae (time)"]
-    table = harness.markdown_table(headers, rows)
-    print()
-    print(table)
-    harness.write_out("train_throughput.md", harness.machine() + "\n\n" + table + "\n")
+    harness.report("train_throughput.md", ["case", "mmvae samples/s", "floor samples/s", "mmvae / floor (time)"], rows,
+                   ["multivae samples/s", "multivae / mmvae (time)"] if have_mv else ())
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(timeout: float = 60.0):
-    """Yield (base_url, seconds until the server answered); the server is stopped afterwards."""
+def streamlit_server(timeout: float = 60.0, script: str = "app/streamlit_app.py"):
+    """Yield (base_url, seconds until the server answered) of ``script`` (default: the app) on
+    127.0.0.1; the server is stopped afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)  # a script outside app/ imports it too
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PYTHONPATH=path)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -60,6 +60,15 @@ def upload(at: AppTest, name: str, blob: bytes) -> AppTest:
     return at
 
 
+def wait_job(at: AppTest) -> None:
+    """Rerun the page until its background job has finished (at most JOB_LIMIT seconds)."""
+    t0 = time.monotonic()
+    while "well_job" in at.session_state:
+        assert time.monotonic() - t0 < JOB_LIMIT, "the training job did not finish"
+        time.sleep(0.5)
+        at.run(timeout=TIMEOUT)
+
+
 def train(at: AppTest, epochs: int = 1) -> dict:
     """Press Train with ``epochs`` and rerun until the background job has finished."""
     at.number_input(key="well_epochs").set_value(epochs)
@@ -67,11 +76,7 @@ def train(at: AppTest, epochs: int = 1) -> dict:
     at.button(key="well_train").click()
     at.run(timeout=TIMEOUT)
     assert "well_job" in at.session_state or "well_result" in at.session_state
-    t0 = time.monotonic()
-    while "well_job" in at.session_state:
-        assert time.monotonic() - t0 < JOB_LIMIT, "the training job did not finish"
-        time.sleep(0.5)
-        at.run(timeout=TIMEOUT)
+    wait_job(at)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at.session_state["well_result"]
@@ -162,11 +167,7 @@ def test_error_in_the_background_job_is_a_message():
     at.run(timeout=TIMEOUT)
     at.button(key="well_train").click()
     at.run(timeout=TIMEOUT)
-    t0 = time.monotonic()
-    while "well_job" in at.session_state:
-        assert time.monotonic() - t0 < JOB_LIMIT, "the training job did not finish"
-        time.sleep(0.5)
-        at.run(timeout=TIMEOUT)
+    wait_job(at)
     assert not at.exception, [e.value for e in at.exception]
     assert "complete window(s)" in errors(at), errors(at)
     assert at.button(key="well_train")  # still there: change the split and train again
@@ -199,34 +200,14 @@ def test_markdown_in_file_and_curve_names_is_plain_text():
 @pytest.mark.browser
 def test_upload_in_chromium(tmp_path):
     """A real browser: upload a LAS with set_input_files, train one epoch, see the depth plot."""
-    import subprocess
-    import sys
-    import urllib.request
-
-    from tests.app_server import CHROMIUM, free_port, launch, wait_for_charts, wait_idle
+    from tests.app_server import CHROMIUM, launch, streamlit_server, wait_for_charts, wait_idle
 
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing")
     sync_api = pytest.importorskip("playwright.sync_api")
     nav = tmp_path / "nav.py"  # the page alone, as the app's navigation will run it
     nav.write_text(f"import streamlit as st\nst.navigation([st.Page({PAGE!r}, title='Your well')]).run()\n")
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(nav), "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() - t0 < 60 and proc.poll() is None, "streamlit did not start"
-                time.sleep(0.2)
+    with streamlit_server(script=str(nav)) as (url, _):
         with sync_api.sync_playwright() as p:
             browser = launch(p)
             try:
@@ -248,10 +229,3 @@ def test_upload_in_chromium(tmp_path):
                 assert page.locator("[data-testid='stAlertContentError']").count() == 0
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
