@@ -429,3 +429,18 @@ def test_private_latent_size_is_a_setup_control_link_and_job_option():
     spec = state.training_spec({**state.DEFAULT_SETUP, "fusion": "moe", "private_dim": 2, "epochs": 1})
     trainer = jobs.build_trainer({**spec, "n_train": 64, "n_val": 32, "n_monitor": 32})[0]
     assert trainer.model.private_dim == 2 and trainer.model.fusion == "moe"
+
+
+def test_a_model_with_private_latents_trained_on_the_train_page_works_on_every_page():
+    """Play with a private latent per modality (MoE, digit halves: images, labels, coherence), then
+    every page, the Swap style page included, draws with that session model and no error."""
+    at = fresh({"dataset": "digits-halves", "fusion": "moe"})
+    play_tiny_model(at, w_private_dim=2)
+    entry = at.session_state["active"]
+    assert entry["source"] != "shipped"
+    assert entry["model"].private_dim == 2 and entry["model"].fusion == "moe"
+    visit_every_page(at, "private latents")
+    at.switch_page("views/style.py")
+    at.run(timeout=TIMEOUT)
+    no_errors(at)
+    assert at.get("plotly_chart") or at.get("imgs") or at.get("image"), "Swap style drew nothing"
