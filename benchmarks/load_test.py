@@ -45,10 +45,13 @@ POLL_MS = 100  # the harness checks the page every 100 ms (Playwright's default 
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # gone
+        pass
     return 0.0
 
 
@@ -86,34 +89,92 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def start_server(port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def server_processes(root: int) -> set[int]:
+    """The processes that serve pages: the Streamlit server ``root``; for a workshop server
+    (app/workshop.py) ``root`` is its launcher and these are its app processes and nginx's. Every
+    other descendant of ``root`` is a job worker (or multiprocessing's helper)."""
+    out = {root}
+    for pid in descendants(root):
+        if comm(pid) == "nginx" or " -m streamlit run " in cmdline(pid):
+            out.add(pid)
+    return out
+
+
+def start_profile(pid: int, path: str) -> subprocess.Popen:
+    """py-spy samples the process's Python stacks (the thread holding the GIL) into ``path``, collapsed stacks."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--output", path, "--format", "raw", "--rate",
+                             "50", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy) -> None:
+    if spy is None:
+        return
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+def start_server(port: int, workshop: int = 0) -> subprocess.Popen:
+    """The app on 127.0.0.1:``port``: one Streamlit process, or with ``workshop`` = N a workshop server
+    (app/workshop.py: nginx in front of N app processes)."""
+    if workshop:
+        cmd = [sys.executable, "app/workshop.py", "--port", str(port), "--processes", str(workshop)]
+    else:
+        cmd = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 60:
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
                 if r.status == 200:
                     return proc
         except OSError:
             time.sleep(0.2)
-    proc.kill()
-    raise TimeoutError("the app did not start within 60 s")
+    if proc.poll() is not None:
+        raise RuntimeError(f"the app stopped while starting (exit status {proc.returncode}): {' '.join(cmd)}")
+    proc.terminate()  # a workshop launcher stops its app processes and nginx on SIGTERM
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    raise TimeoutError("the app did not start within 120 s")
 
 
 def cpu_snapshot(server_pid: int) -> dict:
-    """CPU-seconds so far per process, grouped: the Streamlit server process, its children (the job
-    workers and the multiprocessing manager), Chromium (every process of the browser this script
-    launched) and Playwright's driver."""
-    server_tree = {server_pid, *descendants(server_pid)}
-    groups: dict = {"server": {server_pid: cpu_s(server_pid)}, "workers": {}, "chromium": {}, "driver": {}}
-    for pid in server_tree - {server_pid}:
+    """CPU-seconds so far per process, grouped: the Streamlit server process (a workshop server's app
+    processes and nginx), the other processes under it (the job workers and the multiprocessing manager),
+    Chromium (every process of the browser this script launched) and Playwright's driver."""
+    server_tree, pages = {server_pid, *descendants(server_pid)}, server_processes(server_pid)
+    groups: dict = {"server": {pid: cpu_s(pid) for pid in pages}, "workers": {}, "chromium": {}, "driver": {}}
+    for pid in server_tree - pages:
         groups["workers"][pid] = cpu_s(pid)
     for pid in set(descendants(os.getpid())) - server_tree:
         groups["chromium" if comm(pid).startswith("chrom") else "driver"][pid] = cpu_s(pid)
     return groups
+
+
+def server_cpu_s(server_pid: int) -> float:
+    """CPU-seconds of the processes that serve pages (``server_processes``)."""
+    return sum(cpu_s(pid) for pid in server_processes(server_pid))
+
+
+def rss_split(server_pid: int) -> tuple[float, float]:
+    """Resident MB of the processes that serve pages (``server_processes``), and of the whole tree."""
+    pages = server_processes(server_pid)
+    server = sum(rss_mb(k) for k in pages)
+    return server, server + sum(rss_mb(k) for k in descendants(server_pid) if k not in pages)
 
 
 def cpu_delta(before: dict, after: dict) -> dict:
@@ -179,14 +240,14 @@ async def teacher(browser, url: str, server_pid: int, deadline_s: float) -> tupl
     until the server and its workers have been idle for 10 s (under 10% of a core; at most
     ``deadline_s``): the room meets a started server, as in a workshop. Returns (seconds, server
     CPU-seconds) it took."""
-    cpu0, t0 = cpu_s(server_pid), time.monotonic()
+    cpu0, t0 = server_cpu_s(server_pid), time.monotonic()
     page = await browser.new_page()
     await page.goto(url, timeout=int(deadline_s * 1000))
     await page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1",
                                  timeout=int(deadline_s * 1000), polling=POLL_MS)
     await page.close()
     await until_idle(server_pid, t0, deadline_s)
-    return time.monotonic() - t0, cpu_s(server_pid) - cpu0
+    return time.monotonic() - t0, server_cpu_s(server_pid) - cpu0
 
 
 async def until_idle(server_pid: int, t0: float, deadline_s: float) -> None:
@@ -229,8 +290,7 @@ async def level(browser, url: str, n: int, deadline_s: float, server_pid: int, s
     wall = time.monotonic() - t0
     cpu = cpu_delta(cpu0, cpu_snapshot(server_pid))  # before the contexts close (their renderers end)
     load1 = load_avg()
-    server = rss_mb(server_pid)
-    total = server + sum(rss_mb(k) for k in descendants(server_pid))
+    server, total = rss_split(server_pid)
     for r in results:
         await r.pop("context").close()
     get = lambda k: [r[k] for r in results if k in r]  # noqa: E731
@@ -267,14 +327,10 @@ async def main_async(args) -> None:
     from playwright.async_api import async_playwright
 
     port = free_port()
-    proc = start_server(port)
+    proc = start_server(port, args.workshop)
     url = f"http://127.0.0.1:{port}"
     rows = []
-    spy = None
-    if args.profile:  # py-spy samples the server process's Python stacks while the levels run
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--output", args.profile, "--format",
-                                "raw", "--rate", "50", "--gil"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    spy = start_profile(proc.pid, args.profile) if args.profile else None
     print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs); Chromium at niceness {args.browser_nice}, "
           f"job workers at {os.environ.get('MMVAE_JOB_NICE', 10)}", flush=True)
     if args.browser_nice:  # Playwright's driver and Chromium inherit this process's niceness; the server started above
@@ -303,15 +359,10 @@ async def main_async(args) -> None:
             finally:
                 await browser.close()
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            try:
-                spy.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
+        stop_profile(spy)
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
     print("\n| students | first chart p50 / p95 | queue wait p50 / p95 | Play to trained p50 / p95 / max | errors "
@@ -344,6 +395,8 @@ def main() -> None:
     parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
                         help="run Playwright and Chromium at niceness N (the server stays at 0): closer to a room, "
                              "where the browsers run on the students' own machines")
+    parser.add_argument("--workshop", type=int, default=0, metavar="N",
+                        help="serve the app as a workshop server: nginx in front of N app processes (app/workshop.py)")
     parser.add_argument("--profile", metavar="FILE", help="record the server process with py-spy (pip install "
                         "py-spy) into FILE (collapsed stacks: one line per stack with its sample count)")
     args = parser.parse_args()

@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import http.cookiejar
 import os
 import re
 import sys
@@ -61,7 +62,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from load_test import (cpu_delta, cpu_snapshot, descendants, load_avg, pct, rss_mb,  # noqa: E402
+from load_test import (cpu_delta, cpu_snapshot, load_avg, pct, rss_split,  # noqa: E402
                        start_server, student as browser_student)
 from streamlit.proto.Alert_pb2 import Alert  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
@@ -104,6 +105,8 @@ class Http:
 
     def __init__(self, base: str, timeout: float) -> None:
         self.base, self.timeout = base, timeout
+        self.cookies = http.cookiejar.CookieJar()  # a browser's cookies: a workshop server's nginx routes by one
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self.fetched: set[str] = set()
         self.chunks: list[str] = []  # every chunk name the entry script names
         self.bytes = 0
@@ -113,11 +116,17 @@ class Http:
             return b""
         self.fetched.add(path)
         req = urllib.request.Request(urljoin(self.base + "/", path), headers={"Accept-Encoding": "gzip"})
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+        with self.opener.open(req, timeout=self.timeout) as r:
             body = r.read()
             gz = r.headers.get("Content-Encoding") == "gzip"
         self.bytes += len(body)  # as sent
         return gzip.decompress(body) if gz else body
+
+    def cookie_header(self, url: str) -> dict:
+        """The Cookie header a browser sends with a request to ``url`` (the websocket's handshake too)."""
+        req = urllib.request.Request(url)
+        self.cookies.add_cookie_header(req)
+        return {"Cookie": req.get_header("Cookie")} if req.has_header("Cookie") else {}
 
     def page(self, query: str) -> None:
         parser = _Assets()
@@ -397,7 +406,8 @@ class Student:
             await asyncio.to_thread(self.http.page, self.query)
             ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
             self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], origin=self.base, max_size=None,
-                                               open_timeout=self.deadline)
+                                               open_timeout=self.deadline,
+                                               additional_headers=self.http.cookie_header(self.base + "/"))
             reader = asyncio.create_task(self._reader(t0))
             await self.rerun()
             await self.until("first chart", lambda: self.first_chart is not None)
@@ -476,8 +486,7 @@ async def level(browser, base: str, n: int, n_browsers: int, deadline_s: float, 
     cpu = cpu_delta(cpu0, cpu_snapshot(server_pid))
     cpu["clients"] = time.process_time() - own0
     load1 = load_avg()
-    server = rss_mb(server_pid)
-    rss_total = server + sum(rss_mb(k) for k in descendants(server_pid))
+    server, rss_total = rss_split(server_pid)
     for r in bresults:
         await r.pop("context").close()
     get = lambda rs, k: [r[k] for r in rs if k in r]  # noqa: E731
@@ -524,16 +533,16 @@ HEADER = ("| students | first chart p50 / p95 | queue wait p50 / p95 | Play to t
 async def teacher(base: str, server_pid: int, deadline_s: float) -> tuple[float, float]:
     """load_test.teacher without a browser: one protocol student opens the app (the server imports torch
     and warms its workers), then the server and its workers go idle for 10 s (at most ``deadline_s``)."""
-    from load_test import cpu_s, until_idle
+    from load_test import server_cpu_s, until_idle
 
-    cpu0, t0 = cpu_s(server_pid), time.monotonic()
+    cpu0, t0 = server_cpu_s(server_pid), time.monotonic()
     ev = asyncio.Event()
     ev.set()
     out = await Student(base, 0, deadline_s).run_student(ev, 0.0, lambda: None, play=False)
     for e in out["errors"]:
         print(f"    teacher: {e}", flush=True)
     await until_idle(server_pid, t0, deadline_s)
-    return time.monotonic() - t0, cpu_s(server_pid) - cpu0
+    return time.monotonic() - t0, server_cpu_s(server_pid) - cpu0
 
 
 async def main_async(args) -> None:
@@ -542,11 +551,13 @@ async def main_async(args) -> None:
     # the students' HTTP fetches run in threads: enough of them that no student waits for another's
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4 * MAX_STUDENTS))
     port = free_port()
-    proc = start_server(port)
+    proc = start_server(port, args.workshop)
     base = f"http://127.0.0.1:{port}"
     rows = []
-    print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs)", flush=True)
-    pw = browser = None
+    print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs); "
+          + (f"workshop server, {args.workshop} app processes" if args.workshop else "one Streamlit process"),
+          flush=True)
+    pw = browser = spy = None
     try:
         if args.browsers:
             from playwright.async_api import async_playwright
@@ -556,6 +567,9 @@ async def main_async(args) -> None:
             took, cpu = await teacher(base, proc.pid, args.deadline)
             print(f"teacher's first page and the server's warm-up: {took:.0f} s, {cpu:.1f} server CPU-s; "
                   f"load average {load_avg():.2f}", flush=True)
+        if args.profile:  # after the warm-up: the profile is the students' levels only
+            from load_test import start_profile
+            spy = start_profile(proc.pid, args.profile)
         seed0 = 1000
         for n in args.levels:
             for spread in [0.0] + ([args.arrival_spread] if args.arrival_spread else []):
@@ -575,13 +589,15 @@ async def main_async(args) -> None:
                     print(f"    the first student's sidebar (seed {seed0 - MAX_STUDENTS - MAX_BROWSERS}) on Latent "
                           f"embeddings: {r['model']}", flush=True)
     finally:
+        from load_test import stop_profile
+        stop_profile(spy)
         if browser is not None:
             await browser.close()
         if pw is not None:
             await pw.stop()
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except Exception:  # noqa: BLE001
             proc.kill()
     print("\n" + HEADER)
@@ -599,6 +615,10 @@ def main() -> None:
     parser.add_argument("--arrival-spread", type=float, default=0.0, metavar="SECONDS",
                         help="also run each level with the students arriving evenly over SECONDS (its own row)")
     parser.add_argument("--cold", action="store_true", help="no teacher warm-up before the first level")
+    parser.add_argument("--workshop", type=int, default=0, metavar="N",
+                        help="serve the app as a workshop server: nginx in front of N app processes (app/workshop.py)")
+    parser.add_argument("--profile", metavar="FILE", help="record the server process with py-spy from the first level "
+                        "on (pip install py-spy) into FILE (collapsed stacks of the thread holding the GIL)")
     args = parser.parse_args()
     asyncio.run(main_async(args))
 

@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start the Streamlit app; further arguments go to 'streamlit run' "
                             "(e.g. --server.port 8502 --server.address 0.0.0.0)")
     a.add_argument("streamlit_args", nargs=argparse.REMAINDER)
+    w = sub.add_parser("workshop", add_help=False, prefix_chars="\0",
+                       help="start the app for a room: nginx in front of several app processes (app/workshop.py; "
+                            "'mmvae workshop --help' lists its options)")
+    w.add_argument("workshop_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -717,18 +721,33 @@ def _datasets(_: argparse.Namespace) -> int:
     return 0
 
 
-def _app(args: argparse.Namespace) -> int:
-    """``mmvae app ARGS`` = ``python -m streamlit run <checkout>/app/streamlit_app.py ARGS``, with
-    this interpreter and the script's absolute path, so it works from any directory. The app lives
-    in the repository beside the package (an editable install), not inside the package."""
+def _app_script(name: str) -> str:
+    """The absolute path of ``app/NAME`` in the checkout. The app lives in the repository beside the
+    package (an editable install), not inside the package."""
     import os
 
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "streamlit_app.py")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", name)
     if not os.path.isfile(script):
         raise FileNotFoundError(f"the app is not part of the installed package ({script} is missing): install a "
-                                "checkout of the repository with 'pip install -e .', or run 'python -m streamlit "
-                                "run app/streamlit_app.py' in one")
-    cmd = [sys.executable, "-m", "streamlit", "run", script, *args.streamlit_args]
+                                f"checkout of the repository with 'pip install -e .', or run app/{name} in one")
+    return script
+
+
+def _app(args: argparse.Namespace) -> int:
+    """``mmvae app ARGS`` = ``python -m streamlit run <checkout>/app/streamlit_app.py ARGS``, with
+    this interpreter and the script's absolute path, so it works from any directory."""
+    return _become([sys.executable, "-m", "streamlit", "run", _app_script("streamlit_app.py"), *args.streamlit_args])
+
+
+def _workshop(args: argparse.Namespace) -> int:
+    """``mmvae workshop ARGS`` = ``python <checkout>/app/workshop.py ARGS``: nginx in front of several
+    app processes."""
+    return _become([sys.executable, _app_script("workshop.py"), *args.workshop_args])
+
+
+def _become(cmd: list[str]) -> int:
+    import os
+
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":  # become the server: signals (Ctrl-C, a test's terminate) reach Streamlit itself
@@ -744,6 +763,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": _predict,
     "datasets": _datasets,
     "app": _app,
+    "workshop": _workshop,
 }
 
 
