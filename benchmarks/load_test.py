@@ -108,10 +108,12 @@ def server_processes(root: int) -> set[int]:
     return out
 
 
-def start_profile(pid: int, path: str) -> subprocess.Popen:
-    """py-spy samples the process's Python stacks (the thread holding the GIL) into ``path``, collapsed stacks."""
+def start_profile(pid: int, path: str, subprocesses: bool = False) -> subprocess.Popen:
+    """py-spy samples the process's Python stacks (the thread holding the GIL) into ``path``, collapsed
+    stacks; with ``subprocesses`` those of every process under it too (a workshop server's app processes)."""
     return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--output", path, "--format", "raw", "--rate",
-                             "50", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "50", "--gil", *(["--subprocesses"] if subprocesses else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_profile(spy) -> None:
@@ -135,7 +137,8 @@ def start_server(port: int, workshop: int = 0) -> subprocess.Popen:
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 120 and proc.poll() is None:
+    limit = 420 if workshop else 120  # a workshop server answers once every app process has warmed up
+    while time.monotonic() - t0 < limit and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
                 if r.status == 200:
@@ -149,7 +152,7 @@ def start_server(port: int, workshop: int = 0) -> subprocess.Popen:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-    raise TimeoutError("the app did not start within 120 s")
+    raise TimeoutError(f"the app did not start within {limit} s")
 
 
 def cpu_snapshot(server_pid: int) -> dict:
@@ -330,7 +333,7 @@ async def main_async(args) -> None:
     proc = start_server(port, args.workshop)
     url = f"http://127.0.0.1:{port}"
     rows = []
-    spy = start_profile(proc.pid, args.profile) if args.profile else None
+    spy = start_profile(proc.pid, args.profile, bool(args.workshop)) if args.profile else None
     print(f"load average at start: {load_avg():.2f} ({os.cpu_count()} CPUs); Chromium at niceness {args.browser_nice}, "
           f"job workers at {os.environ.get('MMVAE_JOB_NICE', 10)}", flush=True)
     if args.browser_nice:  # Playwright's driver and Chromium inherit this process's niceness; the server started above

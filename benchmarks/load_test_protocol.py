@@ -569,7 +569,7 @@ async def main_async(args) -> None:
                   f"load average {load_avg():.2f}", flush=True)
         if args.profile:  # after the warm-up: the profile is the students' levels only
             from load_test import start_profile
-            spy = start_profile(proc.pid, args.profile)
+            spy = start_profile(proc.pid, args.profile, bool(args.workshop))
         seed0 = 1000
         for n in args.levels:
             for spread in [0.0] + ([args.arrival_spread] if args.arrival_spread else []):

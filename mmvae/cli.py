@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(e.g. --server.port 8502 --server.address 0.0.0.0)")
     a.add_argument("streamlit_args", nargs=argparse.REMAINDER)
     w = sub.add_parser("workshop", add_help=False, prefix_chars="\0",
-                       help="start the app for a room: nginx in front of several app processes (app/workshop.py; "
+                       help="start the app for a room: nginx in front of one or more app processes (app/workshop.py; "
                             "'mmvae workshop --help' lists its options)")
     w.add_argument("workshop_args", nargs=argparse.REMAINDER)
     return parser
@@ -740,8 +740,8 @@ def _app(args: argparse.Namespace) -> int:
 
 
 def _workshop(args: argparse.Namespace) -> int:
-    """``mmvae workshop ARGS`` = ``python <checkout>/app/workshop.py ARGS``: nginx in front of several
-    app processes."""
+    """``mmvae workshop ARGS`` = ``python <checkout>/app/workshop.py ARGS``: nginx in front of one or
+    more app processes."""
     return _become([sys.executable, _app_script("workshop.py"), *args.workshop_args])
 
 

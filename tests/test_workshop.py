@@ -12,15 +12,18 @@ the run folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.cookiejar
 import re
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +46,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, message", [
+    (["--address", "::"], "--address must be an IPv4 address such as 0.0.0.0 or 127.0.0.1, got '::'"),
+    (["--address", "localhost"], "--address must be an IPv4 address"),
+    (["--start-timeout", "0"], "--start-timeout must be from 1 to 3600 seconds, got 0"),
     (["--processes", "0"], "--processes must be from 1 to 16, got 0"),
     (["--processes", "17"], "--processes must be from 1 to 16, got 17"),
     (["--port", "0"], "--port must be from 1 to 65535, got 0"),
@@ -53,6 +59,7 @@ def test_options_out_of_range_are_refused(args, message):
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
+@needs_nginx  # nginx is checked first
 def test_a_port_in_use_is_refused_before_anything_starts():
     before = set(os.listdir(tempfile.gettempdir()))
     with socket.socket() as s:
@@ -75,7 +82,7 @@ def test_without_nginx_the_error_says_how_to_install_it(monkeypatch, capsys):
 def test_job_workers_default_to_the_cores_shared_among_the_processes():
     cores = os.cpu_count() or 1
     assert workshop.parse(["--processes", "1"]).job_workers == cores
-    assert workshop.parse(["--processes", str(2 * cores)]).job_workers == 1
+    assert workshop.parse(["--processes", "16"]).job_workers == max(1, cores // 16)
     assert workshop.parse(["--processes", "3", "--job-workers", "5"]).job_workers == 5
 
 
@@ -85,8 +92,8 @@ def test_nginx_accepts_the_configuration(n, tmp_path):
     conf = tmp_path / "nginx.conf"
     conf.write_text(workshop.nginx_config("127.0.0.1", free_port(), [free_port() for _ in range(n)], str(tmp_path),
                                           str(tmp_path)))
-    done = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(workshop.nginx_command(NGINX, str(tmp_path), "-t"), capture_output=True, text=True,
+                          timeout=30)
     assert done.returncode == 0, done.stderr
     text = conf.read_text()
     for i in range(n):  # a cookie naming process i keeps the browser there; no other value is trusted
@@ -111,43 +118,75 @@ def test_precompressed_files_decompress_to_the_originals(tmp_path):
 class Workshop:
     """``mmvae workshop`` on 127.0.0.1 with two app processes, started and stopped by the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 360.0) -> None:
         self.port = free_port()
+        self.cookie = f"mmvae_backend_{self.port}"
         env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", MMVAE_APP_WARM="torch")
         self.proc = subprocess.Popen([sys.executable, "-m", "mmvae", "workshop", "--port", str(self.port),
                                       "--processes", "2", "--job-workers", "1"], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 300:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"mmvae workshop stopped: {''.join(self.lines)}")
-            self.lines.append(line)
-            if "Ctrl-C stops it" in line:
-                break
-        else:
-            raise TimeoutError("mmvae workshop did not start within 300 s")
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True).start()
+        self.out = ""
+        deadline = time.monotonic() + timeout
+        try:
+            while "Ctrl-C stops it" not in self.out:
+                try:
+                    self.out += self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise TimeoutError(f"mmvae workshop did not start within {timeout:.0f} s: {self.out}") from None
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise RuntimeError(f"mmvae workshop stopped: {self.out}")
+        except BaseException:
+            self.stop()
+            raise
         self.url = f"http://127.0.0.1:{self.port}"
 
     def tree(self) -> list[int]:
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from load_test import descendants
 
         return descendants(self.proc.pid)
 
+    def stop(self) -> int:
+        """Ctrl-C; if the command has not stopped within 60 s, every process under it is killed."""
+        pids = self.tree()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            for pid in [self.proc.pid, *pids]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
 
-def route_cookie(backend: str) -> http.cookiejar.Cookie:
+
+def alive(pids: list[int]) -> list[int]:
+    from load_test import comm
+
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone
+            continue
+        if state != "Z":
+            out.append((pid, comm(pid)))
+    return out
+
+
+def route_cookie(name: str, backend: str) -> http.cookiejar.Cookie:
     """The cookie nginx routes by, as a browser holds it after its first response."""
-    return http.cookiejar.Cookie(0, "mmvae_backend", backend, None, False, "127.0.0.1", False, False, "/", True,
+    return http.cookiejar.Cookie(0, name, backend, None, False, "127.0.0.1", False, False, "/", True,
                                  False, None, False, None, None, {})
 
 
-def opener(backend: str | None):
+def opener(name: str, backend: str | None):
     jar = http.cookiejar.CookieJar()
     if backend is not None:
-        jar.set_cookie(route_cookie(backend))
-    return jar, urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        jar.set_cookie(route_cookie(name, backend))
+    return jar, urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                            urllib.request.HTTPCookieProcessor(jar))
 
 
 async def session_id(url: str, cookie: str) -> tuple[str, object]:
@@ -190,42 +229,47 @@ def test_workshop_server_two_processes_sticky_sessions_and_clean_stop():
 
     w = Workshop()
     try:
-        assert "2 app processes, 1 training worker(s) each" in "".join(w.lines)
-        run_dir = re.search(r"run folder (\S+mmvae-workshop-\S+?)[;)]", "".join(w.lines)).group(1)
+        assert "2 app process(es), 1 training worker(s) each" in w.out
+        run_dir = re.search(r"run folder (\S+mmvae-workshop-\S+?)\)", w.out).group(1)
         assert os.path.isfile(os.path.join(run_dir, "nginx.conf"))
         pids = w.tree()
-        assert sum(workshop.find_nginx() is not None and open(f"/proc/{p}/comm").read().strip() == "nginx"
-                   for p in pids) == 2  # nginx's master and its one worker
+        assert [c for _, c in alive(pids)].count("nginx") == 2  # nginx's master and its one worker
         # 1. nginx sends Streamlit's frontend itself: compressed once at start, the same bytes
         static = os.path.join(workshop.streamlit_static(), "static", "js")
         plotly = next(n for n in sorted(os.listdir(static)) if n.startswith("PlotlyChart.") and n.endswith(".js"))
         req = urllib.request.Request(f"{w.url}/static/js/{plotly}", headers={"Accept-Encoding": "gzip"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert r.headers["Server"] == "nginx" and r.headers["Content-Encoding"] == "gzip"
-            assert "immutable" in r.headers["Cache-Control"]
+            assert "immutable" in r.headers["Cache-Control"] and r.headers["Vary"] == "Accept-Encoding"
             body = gzip.decompress(r.read())
         with open(os.path.join(static, plotly), "rb") as f:
             assert body == f.read()
         with urllib.request.urlopen(f"{w.url}/static/js/{plotly}", timeout=30) as r:  # no gzip asked: plain
             assert r.headers.get("Content-Encoding") is None and len(r.read()) == len(body)
 
-        # 2. a browser without the cookie gets one naming a process; a forged value gets a valid one
-        seen = set()
-        for cookie in (None, "7", "x", None, None, None, None, None):
-            jar, op = opener(cookie)
+        # 2. a browser without the cookie gets one naming a process, both processes get browsers (40 new
+        # browsers all on one process: probability 2^-39); a forged value is replaced by a valid one
+        def route(cookie):
+            jar, op = opener(w.cookie, cookie)
             with op.open(f"{w.url}/_stcore/health", timeout=30) as r:
                 assert r.status == 200
-            seen.add(next(c.value for c in jar if c.name == "mmvae_backend"))
-        assert seen <= {"0", "1"} and seen, seen
+            return [c.value for c in jar if c.name == w.cookie]
+
+        new = [route(None) for _ in range(40)]
+        assert all(len(v) == 1 for v in new) and {v[0] for v in new} == {"0", "1"}, new
+        for forged in ("7", "x", "-1", "01"):
+            assert route(forged)[0] in ("0", "1")
+        for kept in ("0", "1"):
+            assert route(kept) == [kept]
 
         # 3. sticky: an upload to a session works on its own process and is refused by the other one
         async def uploads() -> tuple[list[int], list[int]]:
-            jar, op = opener("0")
+            jar, op = opener(w.cookie, "0")
             op.open(f"{w.url}/_stcore/health", timeout=30).close()  # Streamlit's XSRF cookie, from process 0
             cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
             sid, ws = await session_id(w.url, cookie)
             try:
-                jar1, op1 = opener("1")
+                jar1, op1 = opener(w.cookie, "1")
                 for c in jar:
                     if c.name == "_streamlit_xsrf":
                         jar1.set_cookie(c)
@@ -244,7 +288,7 @@ def test_workshop_server_two_processes_sticky_sessions_and_clean_stop():
         async def students():
             a, b = Student(w.url, 4201, 90.0), Student(w.url, 4202, 90.0)
             for s, backend in ((a, "0"), (b, "1")):
-                s.http.cookies.set_cookie(route_cookie(backend))
+                s.http.cookies.set_cookie(route_cookie(w.cookie, backend))
             start = asyncio.Event()
             tasks = [asyncio.create_task(a.run_student(start, 0.0, lambda: None)),
                      asyncio.create_task(b.run_student(start, 0.0, lambda: None, play=False))]
@@ -254,19 +298,52 @@ def test_workshop_server_two_processes_sticky_sessions_and_clean_stop():
         out_a, out_b, a, b = asyncio.run(students())
         assert out_a["errors"] == [] and out_b["errors"] == [], (out_a["errors"], out_b["errors"])
         for s, backend in ((a, "0"), (b, "1")):  # nobody's cookie was changed on the way
-            assert [c.value for c in s.http.cookies if c.name == "mmvae_backend"] == [backend]
+            assert [c.value for c in s.http.cookies if c.name == w.cookie] == [backend]
         assert "trained_s" in out_a and "seed 4201" in out_a["model"] and "trained in this session" in out_a["model"]
         side_b = b.texts(SIDEBAR)
         assert "trained in this session" not in side_b and "4201" not in side_b, side_b
     finally:
-        w.proc.send_signal(signal.SIGINT)  # Ctrl-C
-        try:
-            code = w.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
-            raise
+        code = w.stop()  # Ctrl-C
     assert code == 0
-    time.sleep(0.5)
-    alive = [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
-    assert alive == [], alive  # nginx, both app processes and their job workers stopped
+    t0 = time.monotonic()
+    while alive(pids) and time.monotonic() - t0 < 15:  # the last job worker leaves once its pipe closes
+        time.sleep(0.2)
+    assert alive(pids) == []  # nginx, both app processes and their job workers stopped
     assert not os.path.exists(run_dir)  # nginx's configuration, logs and the compressed files: removed
+
+
+@needs_nginx
+def test_ctrl_c_while_it_starts_stops_everything():
+    """A Ctrl-C during the warm-up: the command stops within seconds, as interrupted (130), and leaves
+    no process and no run folder."""
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", MMVAE_APP_WARM="torch")
+    proc = subprocess.Popen([sys.executable, "-m", "mmvae", "workshop", "--port", str(port), "--processes", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    from load_test import cmdline, descendants
+
+    base = "/tmp" if os.geteuid() == 0 else tempfile.gettempdir()  # where the command makes its run folder
+    t0, pids = time.monotonic(), []
+    while time.monotonic() - t0 < 120:  # until both app processes run
+        pids = descendants(proc.pid)
+        if sum(" -m streamlit run " in cmdline(pid) for pid in pids) >= 2:
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)
+    pids = descendants(proc.pid)
+    folders = {n for n in os.listdir(base) if n.startswith("mmvae-workshop-")}
+    t_int = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    out = proc.stdout.read()
+    assert code == 130 and time.monotonic() - t_int < 45, (code, out)
+    assert "Ctrl-C stops it" not in out
+    t0 = time.monotonic()
+    while alive(pids) and time.monotonic() - t0 < 15:
+        time.sleep(0.2)
+    assert len(pids) >= 2 and alive(pids) == []
+    assert folders and not folders & set(os.listdir(base))  # its run folder existed and is gone
