@@ -2,8 +2,9 @@
 
     python benchmarks/load_test.py                 # 10, 20 and 30 students
     python benchmarks/load_test.py --levels 30 --deadline 240 --arrival-spread 60
+    python benchmarks/load_test.py --workshop 1    # the app served by mmvae workshop (nginx in front)
 
-Starts the app on 127.0.0.1 (a free port) and one Chromium (/usr/bin/chromium, the args of
+Starts the app on 127.0.0.1 (a free port; with ``--workshop N``, ``mmvae workshop --processes N``) and one Chromium (/usr/bin/chromium, the args of
 tests/app_server.py). First a teacher opens the app and the server finishes warming up (``--cold``
 skips this). Then, per level, N browser contexts that each: open the app with their own
 ``?seed=`` (so each trains a different model), wait for the first chart, press Play on the

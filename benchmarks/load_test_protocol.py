@@ -2,6 +2,7 @@
 
     python benchmarks/load_test_protocol.py                       # 10, 20 and 30 students at once
     python benchmarks/load_test_protocol.py --levels 10 30 --browsers 3 --arrival-spread 60
+    python benchmarks/load_test_protocol.py --levels 30 --workshop 1       # mmvae workshop: nginx in front
 
 benchmarks/load_test.py simulates each student with a Chromium context on the server's own cores, and
 each costs 10-12 CPU-s there against under 1 for the server: it measures the browsers. In a workshop
@@ -9,7 +10,8 @@ the browsers run on the students' laptops. Here each student is a small asyncio 
 that does what Streamlit's frontend does over the network, so the server does the work a browser
 causes, while nothing is rendered:
 
-* HTTP (``Http``), as a browser without a cache: the page (``/?seed=S``), the scripts, font, style and
+* HTTP (``Http``), as a browser without a cache but with cookies (a workshop server's nginx keeps a
+  browser on one app process by one, and the websocket's handshake sends them too): the page (``/?seed=S``), the scripts, font, style and
   icon that page names, ``/_stcore/health`` and ``/_stcore/host-config``; then, for each kind of
   element the page shows, the frontend's chunk for it (``PlotlyChart.*.js``, 4.7 MB, ...) with the
   chunks it imports, and the ``/media/`` files elements point to (download buttons' data, images,
