@@ -287,6 +287,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def room_urls(port: int) -> list[str]:
+    """The addresses other machines can use: this host's name and its address on the network of the
+    default route (found by a UDP socket's connect, which sends nothing)."""
+    urls = [f"http://{socket.gethostname()}:{port}"]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            ip = s.getsockname()[0]
+        if not ip.startswith("127."):
+            urls.append(f"http://{ip}:{port}")
+    except OSError:  # no network: the host name only
+        pass
+    return urls
+
+
 def nginx_version(nginx: str) -> tuple[int, ...]:
     done = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=30)
     text = done.stderr + done.stdout  # "nginx version: nginx/1.22.1"
@@ -428,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         if not stopping:
             ready = True
+            if args.address == "0.0.0.0":  # 127.0.0.1 is this machine only: say what the room opens
+                print(f"mmvae workshop: listening on every network interface; students open "
+                      f"{' or '.join(room_urls(args.port))}", flush=True)
             print(f"mmvae workshop: {url} ({args.processes} app process(es), {args.job_workers} training worker(s) "
                   f"each; frontend files {raw / 1e6:.1f} MB, {packed / 1e6:.1f} MB compressed, sent by nginx; logs in "
                   f"the run folder {run_dir}). Ctrl-C stops it.", flush=True)
@@ -452,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mmvae workshop: the logs stay in {run_dir}", file=sys.stderr, flush=True)
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
+            apps = sum(p.args[0] == sys.executable for p in procs)
+            print(f"mmvae workshop: stopped {'nginx and ' if len(procs) > apps else ''}{apps} app process(es); "
+                  "run folder removed", flush=True)
 
 
 if __name__ == "__main__":

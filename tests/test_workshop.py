@@ -142,6 +142,15 @@ class Workshop:
             raise
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def rest(self) -> str:
+        """What the command printed after its address line (once it has stopped)."""
+        self.proc.wait(timeout=60)
+        time.sleep(0.2)  # the reader thread's last lines
+        out = ""
+        while not self.lines.empty():
+            out += self.lines.get()
+        return out
+
     def tree(self) -> list[int]:
         from load_test import descendants
 
@@ -305,6 +314,7 @@ def test_workshop_server_two_processes_sticky_sessions_and_clean_stop():
     finally:
         code = w.stop()  # Ctrl-C
     assert code == 0
+    assert "mmvae workshop: stopped nginx and 2 app process(es); run folder removed" in w.rest()
     t0 = time.monotonic()
     while alive(pids) and time.monotonic() - t0 < 15:  # the last job worker leaves once its pipe closes
         time.sleep(0.2)
@@ -347,3 +357,9 @@ def test_ctrl_c_while_it_starts_stops_everything():
         time.sleep(0.2)
     assert len(pids) >= 2 and alive(pids) == []
     assert folders and not folders & set(os.listdir(base))  # its run folder existed and is gone
+
+
+def test_a_room_address_names_this_machine_never_loopback():
+    urls = workshop.room_urls(8501)
+    assert urls[0] == f"http://{socket.gethostname()}:8501"
+    assert all(u.endswith(":8501") and "//127." not in u for u in urls), urls
