@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                                        f"{tail(os.path.join(run_dir, log))}")
             time.sleep(0.5)
         return 0 if ready else 130  # stopped before it was ready: as an interrupted command
-    except RuntimeError as e:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:  # a full disk, nginx -t hanging, ...: one line
         failed = True
         print(f"mmvae workshop: {e}", file=sys.stderr, flush=True)
         return 1
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         stop(procs[::-1])
         for s, h in old.items():
             signal.signal(s, h)
-        if failed:
+        if failed and procs:  # something ran: its logs are what the user needs
             print(f"mmvae workshop: the logs stay in {run_dir}", file=sys.stderr, flush=True)
         else:
             shutil.rmtree(run_dir, ignore_errors=True)

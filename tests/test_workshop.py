@@ -363,3 +363,17 @@ def test_a_room_address_names_this_machine_never_loopback():
     urls = workshop.room_urls(8501)
     assert urls[0] == f"http://{socket.gethostname()}:8501"
     assert all(u.endswith(":8501") and "//127." not in u for u in urls), urls
+
+
+@needs_nginx
+def test_a_full_disk_while_it_starts_is_one_clear_line(monkeypatch, capsys):
+    def full(src, dest):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workshop, "precompress", full)
+    base = "/tmp" if os.geteuid() == 0 else tempfile.gettempdir()
+    before = set(os.listdir(base))
+    assert workshop.main(["--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert "mmvae workshop: [Errno 28] No space left on device" in err and "Traceback" not in err
+    assert not [n for n in set(os.listdir(base)) - before if n.startswith("mmvae-workshop-")]  # nothing ran: no folder
